@@ -1,0 +1,19 @@
+"""Datasets: a registry of loaders, each giving train / validation (carved from train) / test splits.
+
+Importing the package registers every loader: digits (the embedded default), fashion_mnist, cifar10, cifar100,
+svhn, imagenet, cifar10c and cifar100c.
+"""
+
+from data import cifar, cifar_c, digits, fashion_mnist, imagenet, svhn  # noqa: F401  (registration)
+from data.base import Augment, DatasetSplits, FolderImageSet, TensorImageSet, batches
+from data.registry import create_dataset, list_datasets
+
+__all__ = [
+    "Augment",
+    "DatasetSplits",
+    "FolderImageSet",
+    "TensorImageSet",
+    "batches",
+    "create_dataset",
+    "list_datasets",
+]

@@ -1,0 +1,1 @@
+"""Evaluation of architectures: cost metrics, evaluators and the backends that run them."""

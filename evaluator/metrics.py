@@ -1,0 +1,518 @@
+"""Cost metrics of OFA MobileNetV3 subnets: parameters, MACs, CNAS activations and peak live activations.
+
+Every number is of an architecture at its own resolution `arch["r"]`, batch 1, for the static subnet that
+`supernets.ofa_mbv3.extract_subnet` builds (the `ofa` counters under-count on the supernet), in millions:
+
+`params`
+    Parameter elements of the subnet: convolution and linear weights, SE and classifier biases, batch-norm
+    weight and bias (running statistics are buffers, not parameters).
+`macs`
+    Multiply-accumulates of the convolutions and linear layers, i.e. `FlopCounterMode` FLOPs / 2: biases,
+    batch norm, activations, pooling and the SE rescaling are not counted; the 1×1 SE convolutions and the
+    classifier are.
+`activations`
+    Upstream CNAS's definition, kept so numbers compare with its papers: the sum of the output elements of every
+    leaf `Conv2d`, `BatchNorm2d`, `Linear`, `Flatten`, `AvgPool2d` and `MaxPool2d` module of a forward pass. An
+    OFA subnet has no `Flatten` or pooling modules of those types (its global pooling is `MyGlobalAvgPool2d`
+    and its flatten a `view`), so only convolutions, batch norms and the classifier count, the SE squeeze and
+    excite convolutions with their 1×1 outputs included.
+`peak_act`
+    The peak number of tensor elements that must be alive at once when the network runs operation by operation
+    (what bounds the SRAM of a TinyML deployment). The operations, in execution order, are:
+
+    * `first_conv`, `final_expand_layer`, `feature_mix_layer`: one `ConvLayer` each (conv + BN + activation);
+    * per MBConv block: `conv.inverted_bottleneck` (1×1 conv + BN + act; absent when the expansion is 1),
+      `conv.depth_conv` (depthwise conv + BN + act), `conv.depth_conv.se` (squeeze-excite: its output is the
+      rescaled tensor, as large as its input; the pooled C-element squeeze vectors are not counted),
+      `conv.point_linear` (1×1 conv + BN) and, for blocks with an identity shortcut, `add`
+      (the block output plus the held shortcut into a new tensor);
+    * `global_avg_pool` and `classifier` (the flatten before it is a view and costs nothing).
+
+    An operation keeps alive its input, its output and, inside a block with an identity shortcut, the block
+    input held for the residual addition, each distinct tensor counted once (so the block's first operation,
+    whose input *is* the held tensor, counts it once; the addition counts three tensors). The network input
+    image is the input of `first_conv`. `peak_act` is the maximum over the operations; `CostModel.layers`
+    lists every operation's live elements.
+
+`CostModel` computes all four analytically from closed-form per-layer formulas, cached per (block
+configuration, input size) so that thousands of calls take about a second. `measure` measures them on any
+built network (`FlopCounterMode`, a parameter sum, forward hooks, and `OFAMobileNetV3LiveTracer` for
+`peak_act`); the tests check that both agree exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from search_space.base import Arch, InvalidArchitecture
+from supernets.ofa_mbv3 import SupernetConfig
+
+with warnings.catch_warnings():  # ofa imports deprecated torchvision/torch helpers
+    warnings.simplefilter("ignore")
+    from ofa.imagenet_classification.networks import MobileNetV3
+    from ofa.utils import MyGlobalAvgPool2d, MyNetwork, SEModule, make_divisible
+    from ofa.utils.layers import ConvLayer, IdentityLayer, LinearLayer, MBConvLayer, ResidualBlock
+
+__all__ = [
+    "CNAS_ACTIVATION_TYPES",
+    "CostCounts",
+    "CostMetrics",
+    "CostModel",
+    "LayerCost",
+    "OFAMobileNetV3LiveTracer",
+    "clear_cost_cache",
+    "compute_metrics",
+    "is_static_ofa_mbv3",
+    "measure",
+    "measure_counts",
+]
+
+# The fixed macro-architecture of `ofa`'s OFAMobileNetV3 (see its __init__): widths before the width multiplier
+# of the first conv, the fixed first block and the five elastic stages, then the final expand and feature mix.
+_BASE_WIDTHS = (16, 16, 24, 40, 80, 112, 160)
+_BASE_FINAL_EXPAND = 960
+_BASE_LAST = 1280
+_STAGE_STRIDES = (2, 2, 2, 1, 2)
+_STAGE_SE = (False, True, False, True, True)
+_N_STAGES = 5
+_DIVISOR = MyNetwork.CHANNEL_DIVISIBLE
+_SE_REDUCTION = SEModule.REDUCTION
+_STEM_KERNEL, _STEM_STRIDE = 3, 2
+_BLOCK0_KERNEL = 3
+
+CNAS_ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Conv2d,
+    nn.BatchNorm2d,
+    nn.Linear,
+    nn.Flatten,
+    nn.AvgPool2d,
+    nn.MaxPool2d,
+)
+"""Leaf module types whose output elements upstream CNAS sums into `activations`."""
+
+
+@dataclass(frozen=True)
+class CostMetrics:
+    """Cost of one architecture, in millions (see the module docstring for the exact definitions)."""
+
+    params: float
+    macs: float
+    activations: float
+    peak_act: float
+
+    def as_dict(self) -> dict[str, float]:
+        """`{"params": .., "macs": .., "activations": .., "peak_act": ..}`."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CostCounts:
+    """The exact integer counts behind `CostMetrics` (elements and multiply-accumulates, not millions).
+
+    `peak_act` is None when it could not be measured (`measure_counts` on a network that is not a static ofa
+    MobileNetV3).
+    """
+
+    params: int
+    macs: int
+    activations: int
+    peak_act: int | None
+
+    def to_metrics(self) -> CostMetrics:
+        """The same numbers in millions; an unmeasured `peak_act` becomes NaN."""
+        peak = math.nan if self.peak_act is None else self.peak_act / 1e6
+        return CostMetrics(self.params / 1e6, self.macs / 1e6, self.activations / 1e6, peak)
+
+
+class LayerCost(NamedTuple):
+    """One operation of the sequential execution, named after the subnet module that runs it.
+
+    `output` is the element count of the operation's output tensor, `activations` its CNAS contribution and
+    `live` the elements alive while it runs (input, output and any held residual tensor).
+    """
+
+    name: str
+    params: int
+    macs: int
+    activations: int
+    output: int
+    live: int
+
+
+class _Part(NamedTuple):
+    """A cached group of operations (the stem, one block or the head) with its totals and output size."""
+
+    rows: tuple[LayerCost, ...]
+    params: int
+    macs: int
+    activations: int
+    peak: int
+    size: int
+
+
+def _conv_size(size: int, kernel: int, stride: int) -> int:
+    """Output height/width of an ofa convolution: padding `get_same_padding(k) = k // 2`, no dilation."""
+    return (size + 2 * (kernel // 2) - kernel) // stride + 1
+
+
+def _part(rows: list[LayerCost], size: int) -> _Part:
+    return _Part(
+        rows=tuple(rows),
+        params=sum(r.params for r in rows),
+        macs=sum(r.macs for r in rows),
+        activations=sum(r.activations for r in rows),
+        peak=max(r.live for r in rows),
+        size=size,
+    )
+
+
+def _conv_bn(in_c: int, out_c: int, kernel: int, groups: int, out_size: int, bn: bool) -> tuple[int, int, int, int]:
+    """(params, macs, activations, output elements) of a bias-free conv, optionally followed by batch norm."""
+    weights = out_c * (in_c // groups) * kernel * kernel
+    out = out_c * out_size * out_size
+    return weights + (2 * out_c if bn else 0), weights * out_size * out_size, out * (2 if bn else 1), out
+
+
+def _mbconv_rows(
+    in_c: int, out_c: int, kernel: int, stride: int, mid: int, expand: bool, use_se: bool, residual: bool, size: int
+) -> tuple[list[LayerCost], int]:
+    """The operations of one `ResidualBlock(MBConvLayer)` (names relative to the block) and its output size."""
+    rows: list[LayerCost] = []
+    held = in_c * size * size if residual else 0
+    current = in_c * size * size
+
+    def op(name: str, params: int, macs: int, activations: int, out: int) -> None:
+        nonlocal current
+        extra = held if rows else 0  # the first operation's input is the held block input itself
+        rows.append(LayerCost(name, params, macs, activations, out, current + out + extra))
+        current = out
+
+    if expand:
+        op("conv.inverted_bottleneck", *_conv_bn(in_c, mid, 1, 1, size, bn=True))
+    out_size = _conv_size(size, kernel, stride)
+    op("conv.depth_conv", *_conv_bn(mid, mid, kernel, mid, out_size, bn=True))
+    if use_se:
+        se_mid = make_divisible(mid // _SE_REDUCTION, _DIVISOR)
+        params = 2 * mid * se_mid + se_mid + mid  # reduce and expand 1×1 convs, both with bias
+        op("conv.depth_conv.se", params, 2 * mid * se_mid, se_mid + mid, mid * out_size * out_size)
+    op("conv.point_linear", *_conv_bn(mid, out_c, 1, 1, out_size, bn=True))
+    if residual:
+        out = out_c * out_size * out_size
+        rows.append(LayerCost("add", 0, 0, 0, out, 2 * out + held))
+    return rows, out_size
+
+
+@lru_cache(maxsize=1 << 16)
+def _dynamic_block(
+    in_c: int, out_c: int, kernel: int, expand_ratio: int, stride: int, use_se: bool, size: int
+) -> _Part:
+    """An elastic block as `DynamicMBConvLayer.get_active_subnet` builds it, at input size `size`."""
+    mid = make_divisible(round(in_c * expand_ratio), _DIVISOR)
+    residual = stride == 1 and in_c == out_c
+    rows, out_size = _mbconv_rows(in_c, out_c, kernel, stride, mid, expand_ratio != 1, use_se, residual, size)
+    return _part(rows, out_size)
+
+
+@lru_cache(maxsize=1 << 12)
+def _stem(stem_c: int, block0_c: int, resolution: int) -> _Part:
+    """`first_conv` (3×3, stride 2, h-swish) and the fixed first block (MBConv, expand 1, 3×3, ReLU, no SE)."""
+    size = _conv_size(resolution, _STEM_KERNEL, _STEM_STRIDE)
+    params, macs, acts, out = _conv_bn(3, stem_c, _STEM_KERNEL, 1, size, bn=True)
+    rows = [LayerCost("first_conv", params, macs, acts, out, 3 * resolution * resolution + out)]
+    block_rows, size = _mbconv_rows(stem_c, block0_c, _BLOCK0_KERNEL, 1, stem_c, False, False, stem_c == block0_c, size)
+    rows += [row._replace(name=f"blocks.0.{row.name}") for row in block_rows]
+    return _part(rows, size)
+
+
+@lru_cache(maxsize=1 << 12)
+def _head(in_c: int, final_expand_c: int, last_c: int, n_classes: int, size: int) -> _Part:
+    """`final_expand_layer`, global average pool, `feature_mix_layer` (no BN, no bias) and the classifier."""
+    params, macs, acts, out = _conv_bn(in_c, final_expand_c, 1, 1, size, bn=True)
+    rows = [LayerCost("final_expand_layer", params, macs, acts, out, in_c * size * size + out)]
+    rows.append(LayerCost("global_avg_pool", 0, 0, 0, final_expand_c, out + final_expand_c))
+    params, macs, acts, out = _conv_bn(final_expand_c, last_c, 1, 1, 1, bn=False)
+    rows.append(LayerCost("feature_mix_layer", params, macs, acts, out, final_expand_c + out))
+    weights = last_c * n_classes
+    rows.append(LayerCost("classifier", weights + n_classes, weights, n_classes, n_classes, last_c + n_classes))
+    return _part(rows, 1)
+
+
+def clear_cost_cache() -> None:
+    """Empty the per-layer caches that every `CostModel` shares (for timing, or to free memory)."""
+    for fn in (_dynamic_block, _stem, _head):
+        fn.cache_clear()
+
+
+class CostModel:
+    """Analytic cost of the subnets of the OFA MobileNetV3 supernet described by `cfg`.
+
+    `model(arch)` gives `CostMetrics`, `model.counts(arch)` the exact integers and `model.layers(arch)` the
+    per-operation table they are summed (and, for `peak_act`, maximised) from. Architectures follow the search
+    space's convention: layer `i` of stage `s` is index `s * L + i` of `ks` and `e`, with `L = len(ks) // 5`
+    slots per stage (4 for the `ofa_mbv3` space), of which the first `d[s]` are used.
+    """
+
+    def __init__(self, cfg: SupernetConfig) -> None:
+        self.cfg = cfg
+        widths = [make_divisible(w * cfg.width_mult, _DIVISOR) for w in _BASE_WIDTHS]
+        self._stem_c, self._block0_c = widths[0], widths[1]
+        self._stage_c = tuple(widths[2:])
+        self._final_expand_c = make_divisible(_BASE_FINAL_EXPAND * cfg.width_mult, _DIVISOR)
+        self._last_c = make_divisible(_BASE_LAST * cfg.width_mult, _DIVISOR)
+        self._ks = frozenset(cfg.ks_list)
+        self._es = frozenset(cfg.e_list)
+        self._ds = frozenset(cfg.d_list)
+
+    def __call__(self, arch: Arch) -> CostMetrics:
+        """Params, MACs, activations and peak activations of `arch`, in millions."""
+        return self.counts(arch).to_metrics()
+
+    def counts(self, arch: Arch) -> CostCounts:
+        """The exact integer counts of `arch`."""
+        params = macs = activations = peak = 0
+        for _, part in self._parts(arch):
+            params += part.params
+            macs += part.macs
+            activations += part.activations
+            if part.peak > peak:
+                peak = part.peak
+        return CostCounts(params, macs, activations, peak)
+
+    def layers(self, arch: Arch) -> list[LayerCost]:
+        """Every operation of `arch` in execution order, named after the subnet's modules (`blocks.3.add`, ...)."""
+        return [row._replace(name=prefix + row.name) for prefix, part in self._parts(arch) for row in part.rows]
+
+    def _parts(self, arch: Arch) -> Iterator[tuple[str, _Part]]:
+        ks, es, ds, resolution = self._fields(arch)
+        slots = len(ks) // _N_STAGES
+        stem = _stem(self._stem_c, self._block0_c, resolution)
+        yield "", stem
+        size, in_c, index = stem.size, self._block0_c, 1
+        for s, depth in enumerate(ds):
+            out_c, use_se = self._stage_c[s], _STAGE_SE[s]
+            for i in range(depth):
+                j = s * slots + i
+                k, e = ks[j], es[j]
+                if k not in self._ks:
+                    raise InvalidArchitecture(f"ks[{j}] = {k!r} is not one of {self.cfg.ks_list}")
+                if e not in self._es:
+                    raise InvalidArchitecture(f"e[{j}] = {e!r} is not one of {self.cfg.e_list}")
+                stride = _STAGE_STRIDES[s] if i == 0 else 1
+                block = _dynamic_block(in_c, out_c, int(k), int(e), stride, use_se, size)
+                yield f"blocks.{index}.", block
+                size, in_c, index = block.size, out_c, index + 1
+        yield "", _head(in_c, self._final_expand_c, self._last_c, self.cfg.n_classes, size)
+
+    def _fields(self, arch: Arch) -> tuple[Sequence[int], Sequence[int], Sequence[int], int]:
+        """`ks`, `e`, `d`, `r` of `arch` after checking shapes, depths and resolution (choices checked lazily)."""
+        try:
+            ks, es, ds, resolution = arch["ks"], arch["e"], arch["d"], arch["r"]
+        except (KeyError, TypeError) as err:
+            raise InvalidArchitecture(f"architecture must be a dict with keys ks, e, d, r; got {arch!r}") from err
+        if len(ds) != _N_STAGES:
+            raise InvalidArchitecture(f"architecture field 'd' must list {_N_STAGES} depths, got {ds!r}")
+        if len(ks) != len(es) or len(ks) % _N_STAGES:
+            raise InvalidArchitecture(
+                f"architecture fields 'ks' and 'e' must have the same length, a multiple of {_N_STAGES}; "
+                f"got {len(ks)} and {len(es)}"
+            )
+        slots = len(ks) // _N_STAGES
+        for s, d in enumerate(ds):
+            if d not in self._ds or d > slots:
+                raise InvalidArchitecture(f"d[{s}] = {d!r} is not one of {self.cfg.d_list} (at most {slots})")
+        if isinstance(resolution, bool) or not hasattr(resolution, "__index__") or int(resolution) < 1:
+            raise InvalidArchitecture(f"resolution r = {resolution!r} is not a positive integer")
+        return ks, es, ds, int(resolution)
+
+
+@lru_cache(maxsize=64)
+def _cost_model(cfg: SupernetConfig) -> CostModel:
+    return CostModel(cfg)
+
+
+def compute_metrics(arch: Arch, cfg: SupernetConfig) -> CostMetrics:
+    """Analytic `CostMetrics` of `arch` on the supernet `cfg`, through a `CostModel` cached per `cfg`."""
+    return _cost_model(cfg)(arch)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Empirical measurement
+
+
+def is_static_ofa_mbv3(model: nn.Module) -> bool:
+    """Whether `model` is a static ofa `MobileNetV3` (an extracted subnet, not an elastic supernet)."""
+    return isinstance(model, MobileNetV3) and all(
+        isinstance(block, ResidualBlock) and isinstance(block.conv, MBConvLayer) for block in model.blocks
+    )
+
+
+class _CNASActivationCounter:
+    """Forward hooks summing the output elements of every leaf module of `CNAS_ACTIVATION_TYPES`."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.total = 0
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> _CNASActivationCounter:
+        for module in self.model.modules():
+            if isinstance(module, CNAS_ACTIVATION_TYPES) and next(module.children(), None) is None:
+                self._handles.append(module.register_forward_hook(self._hook))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _hook(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        self.total += output.numel()
+
+
+class OFAMobileNetV3LiveTracer:
+    """Measures live tensor elements, operation by operation, during a forward pass of a static ofa MobileNetV3.
+
+    Forward hooks on the ofa layer modules (`ConvLayer`, the `inverted_bottleneck` / `depth_conv` /
+    `point_linear` Sequentials of each `MBConvLayer`, `SEModule`, `MyGlobalAvgPool2d`, `LinearLayer`) and
+    pre/post hooks on each `ResidualBlock` (whose identity shortcut holds the block input) record the tensors
+    each operation actually reads and writes. Within a context, run one forward; `events` then lists
+    `(operation name, live elements)` in execution order (the granularity of the module docstring, with the
+    same names as `CostModel.layers`) and `peak` their maximum. Distinct tensors are counted once, by identity.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        if not is_static_ofa_mbv3(model):
+            raise TypeError(f"{type(model).__name__} is not a static ofa MobileNetV3 (extract a subnet first)")
+        for block in model.blocks:
+            if block.shortcut is not None and not isinstance(block.shortcut, IdentityLayer):
+                raise TypeError(f"unsupported shortcut {type(block.shortcut).__name__}: only identity is traced")
+        self.model = model
+        self.events: list[tuple[str, int]] = []
+        self._held: list[torch.Tensor] = []
+        self._dw_input: torch.Tensor | None = None
+        self._block_output: torch.Tensor | None = None
+        self._handles: list[Any] = []
+
+    @property
+    def peak(self) -> int:
+        """The largest live element count over the recorded operations."""
+        if not self.events:
+            raise RuntimeError("no forward pass was traced")
+        return max(live for _, live in self.events)
+
+    def __enter__(self) -> OFAMobileNetV3LiveTracer:
+        self.events.clear()
+        for name, module in self.model.named_modules():
+            if isinstance(module, ResidualBlock):
+                self._hook_block(name, module)
+            elif isinstance(module, MBConvLayer):
+                self._hook_mbconv(name, module)
+            elif isinstance(module, ConvLayer | LinearLayer | MyGlobalAvgPool2d):
+                self._hook_op(name, module)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._held.clear()
+        self._dw_input = self._block_output = None
+
+    def _record(self, name: str, inputs: Sequence[torch.Tensor], output: torch.Tensor) -> None:
+        alive = {id(t): t.numel() for t in (*inputs, output, *self._held)}
+        self.events.append((name, sum(alive.values())))
+
+    def _hook_op(self, name: str, module: nn.Module) -> None:
+        def hook(_m: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            self._record(name, inputs[:1], output)
+
+        self._handles.append(module.register_forward_hook(hook))
+
+    def _hook_block(self, name: str, block: ResidualBlock) -> None:
+        if block.shortcut is None:
+            return
+
+        def pre(_m: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            self._held.append(inputs[0])
+
+        def post(_m: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            held = self._held.pop()
+            assert self._block_output is not None
+            self._record(f"{name}.add", (self._block_output, held), output)
+
+        self._handles.append(block.register_forward_pre_hook(pre))
+        self._handles.append(block.register_forward_hook(post))
+
+    def _hook_mbconv(self, name: str, layer: MBConvLayer) -> None:
+        if layer.inverted_bottleneck is not None:
+            self._hook_op(f"{name}.inverted_bottleneck", layer.inverted_bottleneck)
+        depth_conv = layer.depth_conv
+        se = depth_conv._modules.get("se")
+        if se is None:
+            self._hook_op(f"{name}.depth_conv", depth_conv)
+        else:
+            # depth_conv runs conv+bn+act and then SE: split it at the SE input into two operations.
+            def dw_pre(_m: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+                self._dw_input = inputs[0]
+
+            def se_pre(_m: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+                assert self._dw_input is not None
+                self._record(f"{name}.depth_conv", (self._dw_input,), inputs[0])
+                self._dw_input = None
+
+            self._handles.append(depth_conv.register_forward_pre_hook(dw_pre))
+            self._handles.append(se.register_forward_pre_hook(se_pre))
+            self._hook_op(f"{name}.depth_conv.se", se)
+        self._hook_op(f"{name}.point_linear", layer.point_linear)
+
+        def out(_m: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            self._block_output = output
+
+        self._handles.append(layer.register_forward_hook(out))
+
+
+def measure_counts(model: nn.Module, resolution: int) -> CostCounts:
+    """Exact counts measured on a built network with a batch-1 `resolution`² forward pass (eval mode, no grad).
+
+    `params` is the plain parameter sum, `macs` `FlopCounterMode` FLOPs / 2, `activations` the CNAS forward-hook
+    sum and `peak_act` the `OFAMobileNetV3LiveTracer` peak, or None when `model` is not a static ofa
+    MobileNetV3. The model's train/eval mode is restored afterwards.
+    """
+    params = sum(p.numel() for p in model.parameters())
+    first = next(model.parameters(), None)
+    x = torch.zeros(
+        1,
+        3,
+        resolution,
+        resolution,
+        device=first.device if first is not None else None,
+        dtype=first.dtype if first is not None else None,
+    )
+    was_training = model.training
+    model.eval()
+    try:
+        with ExitStack() as stack:
+            stack.enter_context(torch.no_grad())
+            acts = stack.enter_context(_CNASActivationCounter(model))
+            tracer = stack.enter_context(OFAMobileNetV3LiveTracer(model)) if is_static_ofa_mbv3(model) else None
+            flops = stack.enter_context(FlopCounterMode(display=False))
+            model(x)
+            peak = tracer.peak if tracer is not None else None
+    finally:
+        model.train(was_training)
+    return CostCounts(params, flops.get_total_flops() // 2, acts.total, peak)
+
+
+def measure(model: nn.Module, resolution: int) -> CostMetrics:
+    """`measure_counts` in millions (`peak_act` NaN for networks that are not static ofa MobileNetV3s)."""
+    return measure_counts(model, resolution).to_metrics()

@@ -1,0 +1,1 @@
+"""OFA supernets: building them, training them from scratch, loading and saving their weights."""

@@ -1,0 +1,44 @@
+"""Atomic writes: a crash never leaves a half-written results file behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None], binary: bool = False) -> Path:
+    """Call `write(file)` on a temporary file next to `path`, then rename it onto `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write `obj` as indented JSON, atomically."""
+    return atomic_write(path, lambda f: json.dump(obj, f, indent=2, sort_keys=False))
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write `text`, atomically."""
+    return atomic_write(path, lambda f: f.write(text))
+
+
+def atomic_torch_save(path: str | os.PathLike[str], obj: Any) -> Path:
+    """`torch.save` to `path`, atomically."""
+    import torch
+
+    return atomic_write(path, lambda f: torch.save(obj, f), binary=True)
