@@ -36,7 +36,7 @@ from supernets.checkpoint import (
 )
 from supernets.evaluate import score_subnet
 from supernets.ofa_mbv3 import SupernetConfig, activate, build_supernet
-from utils.cli import run_cli
+from utils.cli import ArgumentParser, run_cli
 from utils.device import resolve_device
 from utils.errors import UsageError
 from utils.io import atomic_torch_save, write_json
@@ -334,7 +334,7 @@ def ensure_supernet(cfg: TrainConfig, out_dir: str | Path = DEFAULT_WEIGHTS_DIR,
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line flags, one per `TrainConfig` field plus where to write and which device."""
-    parser = argparse.ArgumentParser(prog="python -m supernets.train", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m supernets.train", description=__doc__.split("\n\n")[0])
     defaults = TrainConfig()
     for f in fields(TrainConfig):
         default = getattr(defaults, f.name)

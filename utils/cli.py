@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from utils.errors import UsageError
 
 USAGE_EXIT = 2
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An `argparse` parser whose errors are `UsageError`s, so a bad flag is one line and exit 2 like the rest."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise instead of printing the usage text."""
+        raise UsageError(f"{self.prog}: {message}")
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:

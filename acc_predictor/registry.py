@@ -1,0 +1,40 @@
+"""Registry of accuracy predictors; `create_predictor(name, xl=..., xu=...)` is the one way to build one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from acc_predictor.base import Predictor
+from utils.registry import Registry
+
+PREDICTORS: Registry[Predictor] = Registry("predictor")
+_PRIMARY: list[str] = []
+
+
+def register_predictor(name: str, *aliases: str) -> Callable[[type[Predictor]], type[Predictor]]:
+    """Class decorator recording a predictor under `name` (and aliases); the class's `name` must agree."""
+    register = PREDICTORS.register(name, *aliases)
+
+    def decorator(cls: type[Predictor]) -> type[Predictor]:
+        if cls.name != name:
+            raise ValueError(f"predictor class {cls.__name__} has name {cls.name!r} but is registered as {name!r}")
+        register(cls)
+        _PRIMARY.append(name)
+        return cls
+
+    return decorator
+
+
+def create_predictor(name: str, *, xl: np.ndarray, xu: np.ndarray, seed: int = 0, **kwargs: object) -> Predictor:
+    """Build the predictor registered under `name` for genomes bounded by `xl`, `xu`.
+
+    An unknown name is a `UsageError` listing the choices.
+    """
+    return PREDICTORS.create(name, xl=xl, xu=xu, seed=seed, **kwargs)
+
+
+def list_predictors(aliases: bool = False) -> list[str]:
+    """Registered predictor names, sorted; aliases (such as "adaptive" for "as") only when asked."""
+    return PREDICTORS.names() if aliases else sorted(_PRIMARY)

@@ -1,0 +1,181 @@
+"""Predictor quality: out-of-sample Kendall tau, Spearman rho, RMSE and fit time against training-set size.
+
+A ground-truth table of random architectures is evaluated once by the supernet evaluator and cached as JSON (with
+the supernet's card). For each training size and seed, every registered predictor is fitted on that many rows and
+scored on all the other rows of the table. A repeatability check (the same architectures evaluated again with other
+batch-norm calibration images) gives the ceiling that evaluation noise puts on any predictor's tau.
+
+    python -m bench.predictors --weights bench/cache/<supernet>.pth --dataset fashion_mnist --n_archs 600
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from acc_predictor import create_predictor, list_predictors
+from acc_predictor.base import correlations
+from bench.report import machine, markdown_table, publish
+from evaluator import EvaluatorSpec, create_backend
+from evaluator.supernet import SupernetEvalConfig
+from search_space.ofa_mbv3 import OFAMobileNetV3Space
+from utils.cli import run_cli
+from utils.errors import UsageError
+from utils.io import write_json
+
+log = logging.getLogger(__name__)
+
+SIZES = (25, 50, 100, 200, 400)
+CHUNK = 24
+
+
+def _space(card: dict[str, object]) -> OFAMobileNetV3Space:
+    resolutions = card["resolutions"]
+    return OFAMobileNetV3Space(lr=min(resolutions), ur=max(resolutions), rstep=4)
+
+
+def build_table(args: argparse.Namespace) -> dict[str, object]:
+    """The cached ground-truth table for `args.weights`, extended to `args.n_archs` rows (resumable)."""
+    weights = Path(args.weights)
+    card_path = weights.with_suffix(".json")
+    if not weights.is_file() or not card_path.is_file():
+        raise UsageError(f"supernet weights and card not found: {weights} (train one with python -m supernets.train)")
+    card = json.loads(card_path.read_text())
+    table_path = weights.with_name(f"table-{weights.stem}.json")
+    table = json.loads(table_path.read_text()) if table_path.exists() else {"card": card, "rows": [], "repeat": []}
+    space = _space(card)
+    archs = space.sample(args.n_archs, np.random.default_rng(args.seed))
+    base = SupernetEvalConfig(
+        supernet_path=str(weights),
+        dataset=card["dataset"],
+        seed=args.seed,
+        width_mult=card["supernet"]["width_mult"],
+        n_bn_cal=args.n_bn_cal,
+        device="cpu",
+    )
+    jobs = [("rows", archs, base), ("repeat", archs[: args.n_repeat], _reseeded(base))]
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, wanted, config in jobs:
+            spec = EvaluatorSpec("supernet", {"config": config})
+            with create_backend(args.backend, spec, n_workers=args.n_workers, n_gpus=0) as backend:
+                while len(table[key]) < len(wanted):
+                    todo = wanted[len(table[key]) : len(table[key]) + CHUNK]
+                    results = backend.evaluate(todo, [Path(tmp) / f"net_{i}" for i in range(len(todo))])
+                    failed = [r.error for r in results if not r.ok]
+                    if failed:
+                        raise RuntimeError(f"ground-truth evaluation failed: {failed[0]}")
+                    table[key] += [
+                        {"arch": r.arch, "top1": r.top1, "macs": r.macs, "params": r.params} for r in results
+                    ]
+                    write_json(table_path, table)
+                    log.info("%s: %d/%d evaluated", key, len(table[key]), len(wanted))
+    return table
+
+
+def _reseeded(config: SupernetEvalConfig) -> SupernetEvalConfig:
+    from dataclasses import replace
+
+    return replace(config, seed=config.seed + 1)
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} [{min(values):.3f}, {max(values):.3f}]"
+
+
+def score_predictors(table: dict[str, object], seeds: int, sizes: Sequence[int]) -> dict[str, object]:
+    """Out-of-sample quality of every registered predictor at every training size, over `seeds` seeds."""
+    space = _space(table["card"])
+    x = np.stack([space.encode(row["arch"]) for row in table["rows"]])
+    y = np.array([row["top1"] for row in table["rows"]])
+    out: dict[str, dict[int, dict[str, list[float]]]] = {}
+    for name in list_predictors():
+        out[name] = {}
+        for n in sizes:
+            if n >= len(y):
+                continue
+            scores: dict[str, list[float]] = {"tau": [], "rho": [], "rmse": [], "fit_s": []}
+            for seed in range(seeds):
+                order = np.random.default_rng(seed).permutation(len(y))
+                train, test = order[:n], order[n:]
+                predictor = create_predictor(name, xl=space.xl, xu=space.xu, seed=seed, cv_folds=0)
+                start = time.perf_counter()
+                predictor.fit(x[train], y[train])
+                scores["fit_s"].append(time.perf_counter() - start)
+                pred = predictor.predict(x[test])
+                rho, tau = correlations(y[test], pred)
+                scores["tau"].append(tau)
+                scores["rho"].append(rho)
+                scores["rmse"].append(float(np.sqrt(np.mean((pred - y[test]) ** 2))))
+            out[name][n] = scores
+            log.info("%s n=%d: tau %s", name, n, _spread(scores["tau"]))
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", required=True, help="supernet .pth with its .json card beside it")
+    parser.add_argument("--n_archs", type=int, default=600)
+    parser.add_argument("--n_repeat", type=int, default=100, help="architectures re-evaluated for the noise ceiling")
+    parser.add_argument("--n_bn_cal", type=int, default=500)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", default="process")
+    parser.add_argument("--n_workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    table = build_table(args)
+    y = np.array([row["top1"] for row in table["rows"]])
+    first = np.array([row["top1"] for row in table["rows"][: len(table["repeat"])]])
+    again = np.array([row["top1"] for row in table["repeat"]])
+    ceiling_rho, ceiling_tau = correlations(first, again)
+    scores = score_predictors(table, args.seeds, SIZES)
+    card = table["card"]
+    results = {
+        "machine": machine(),
+        "card": card,
+        "n_archs": len(y),
+        "top1": {"min": float(y.min()), "median": float(np.median(y)), "max": float(y.max()), "std": float(y.std())},
+        "repeatability": {
+            "n": len(again),
+            "tau": ceiling_tau,
+            "rho": ceiling_rho,
+            "mean_abs_diff": float(np.mean(np.abs(first - again))),
+        },
+        "scores": scores,
+    }
+    rows = [
+        [name, n, _spread(s["tau"]), _spread(s["rho"]), _spread(s["rmse"]), f"{statistics.median(s['fit_s']):.3f}"]
+        for name, by_n in scores.items()
+        for n, s in by_n.items()
+    ]
+    command = "python -m bench.predictors " + " ".join(argv or [])
+    section = "\n\n".join(
+        [
+            "## Predictor quality (`bench/predictors.py`)",
+            f"`{command.strip()}`",
+            f"Ground truth: {len(y)} random architectures of `{card['name']}` ({card['dataset']}, resolutions "
+            f"{card['resolutions']}, {card['epochs']} epochs) evaluated by the supernet evaluator on the validation "
+            f"split ({card['valid_images']} images). Top-1: min {y.min():.2f}, median {np.median(y):.2f}, max "
+            f"{y.max():.2f}, std {y.std():.2f}. Repeatability (the first {len(again)} re-evaluated with other "
+            f"batch-norm calibration images): Kendall tau {ceiling_tau:.3f}, mean |diff| "
+            f"{results['repeatability']['mean_abs_diff']:.3f} points, the ceiling any predictor can reach.",
+            f"Each cell: median [min, max] over {args.seeds} seeds; fitted on n rows, scored on all other rows. "
+            "Fit time is one plain fit (no cross-validation report), except `as`, whose fit is its cross-validated "
+            "selection.",
+            markdown_table(["predictor", "n", "Kendall tau", "Spearman rho", "RMSE", "fit s"], rows),
+        ]
+    )
+    publish("predictors", results, section)
+    print(section)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

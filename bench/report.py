@@ -1,0 +1,46 @@
+"""Writing benchmark results: a JSON file under bench/results/ and a markdown table inside bench/README.md."""
+
+from __future__ import annotations
+
+import platform
+import re
+from pathlib import Path
+
+import torch
+
+from utils.io import write_json, write_text
+
+BENCH_DIR = Path(__file__).resolve().parent
+README = BENCH_DIR / "README.md"
+
+
+def machine() -> dict[str, object]:
+    """What the numbers were measured on."""
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "platform": platform.platform(),
+    }
+
+
+def markdown_table(header: list[str], rows: list[list[object]]) -> str:
+    """A GitHub markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def publish(name: str, results: dict[str, object], section: str) -> Path:
+    """Save `results` as bench/results/<name>.json and put `section` between this benchmark's markers in README."""
+    path = write_json(BENCH_DIR / "results" / f"{name}.json", results)
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    text = README.read_text() if README.exists() else "# Benchmarks\n"
+    block = f"{begin}\n{section.strip()}\n{end}"
+    if begin in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    write_text(README, text)
+    return path

@@ -1,0 +1,156 @@
+"""MSuNAS: surrogate-assisted multi-objective search over Once-for-All MobileNetV3 subnets (upstream CNAS flags).
+
+python msunas.py                                   # the embedded default: digits, the cached default supernet
+python msunas.py --sec_obj macs --iterations 30    # accuracy against MACs
+python msunas.py --resume results/run/iter_5.stats # continue a search
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from data import create_dataset
+from evaluator import EvaluatorSpec, create_backend
+from evaluator.metrics import CostModel
+from evaluator.supernet import SupernetEvalConfig
+from search.algorithms import SearchContext, create_algorithm
+from search.archive import Archive
+from search.config import SearchConfig, parse_config
+from search.files import CONFIG_FILE, read_resume
+from search.loop import Search, SearchState, check_save_folder
+from search.objectives import build_constraints, create_objective
+from search_space import create_search_space
+from supernets.default import default_supernet
+from supernets.ofa_mbv3 import SupernetConfig
+from utils.cli import run_cli
+from utils.errors import UsageError
+from utils.io import write_json
+from utils.seed import seed_everything
+
+log = logging.getLogger("msunas")
+
+
+def resolve_supernet(cfg: SearchConfig) -> str:
+    """`--supernet_path`, or for the embedded dataset the default supernet (trained on first use)."""
+    if cfg.supernet_path:
+        return cfg.supernet_path
+    if cfg.dataset != "digits" or cfg.width_mult != 1.0:
+        raise UsageError(
+            f"--supernet_path is required for --dataset {cfg.dataset} (train one: python -m supernets.train)"
+        )
+    return str(default_supernet(device=cfg.device))
+
+
+def prepare(cfg: SearchConfig) -> tuple[SearchConfig, SearchState | None]:
+    """Check the `--save`/`--resume` situation; returns the effective config and a resumed state (if any)."""
+    if cfg.resume is None:
+        check_save_folder(cfg)
+        return cfg, None
+    save = Path(cfg.resume).parent
+    space = create_search_space(cfg.search_space, lr=cfg.lr, ur=cfg.ur, rstep=cfg.rstep)
+    record, archive = read_resume(cfg.resume, space)
+    cfg = dataclasses.replace(cfg, save=str(save))
+    stored = record["config"]
+    changed = [k for k in cfg.differences(stored) if k != "save"]
+    if changed:
+        raise UsageError(
+            f"--resume {cfg.resume} was written with other settings: "
+            + ", ".join(f"--{k} {stored.get(k)!r} (now {getattr(cfg, k)!r})" for k in changed)
+        )
+    state = SearchState(
+        archive=archive,
+        iteration=int(record["iteration"]),
+        ref_point=record["ref_point"],
+        hv_history=list(record["hv_history"]),
+        n_evals=list(record.get("n_evals", [])),
+        surrogate=dict(record.get("surrogate", {})),
+    )
+    return cfg, state
+
+
+def build_search(cfg: SearchConfig, state: SearchState | None) -> Search:
+    """Assemble the parts through their registries."""
+    space = create_search_space(cfg.search_space, lr=cfg.lr, ur=cfg.ur, rstep=cfg.rstep)
+    objectives = [create_objective(name, **cfg.objective_params(name)) for name in cfg.objectives]
+    constraints = build_constraints(pmax=cfg.pmax, mmax=cfg.mmax, amax=cfg.amax, top1min=cfg.top1min)
+    splits = create_dataset(cfg.dataset, data=cfg.data, vld_size=cfg.vld_size, seed=cfg.seed)
+    if cfg.n_classes is not None and cfg.n_classes != splits.n_classes:
+        raise UsageError(f"--n_classes {cfg.n_classes} but dataset {cfg.dataset} has {splits.n_classes} classes")
+    eval_config = SupernetEvalConfig(
+        supernet_path=resolve_supernet(cfg),
+        dataset=cfg.dataset,
+        data=cfg.data,
+        vld_size=cfg.vld_size,
+        seed=cfg.seed,
+        width_mult=cfg.width_mult,
+        n_bn_cal=cfg.n_bn_cal,
+        n_epochs=cfg.n_epochs,
+        save_ckpt=cfg.save_ckpt,
+        device=cfg.device,
+    ).validate()
+    cost_model = CostModel(SupernetConfig(n_classes=splits.n_classes, width_mult=cfg.width_mult))
+    ctx = SearchContext(space, objectives, constraints, cost_model, seed=cfg.seed)
+    algorithm = create_algorithm(
+        cfg.algorithm, ctx, n_iter=cfg.n_iter, predictor=cfg.predictor, pop_size=cfg.pop_size, n_gen=cfg.n_gen
+    )
+    backend = create_backend(
+        cfg.backend,
+        EvaluatorSpec("supernet", {"config": eval_config}),
+        n_workers=cfg.n_workers,
+        n_gpus=cfg.n_gpus,
+        gpu=cfg.gpu,
+    )
+    return Search(cfg, ctx, algorithm, backend, state or SearchState(archive=Archive(space)))
+
+
+def front_table(search: Search) -> pd.DataFrame:
+    """The final front (or, single-objective, the five most accurate) as a table."""
+    archive = search.state.archive
+    if len(search.ctx.objectives) > 1:
+        rows = list(search.ctx.front(archive))
+    else:
+        rows = sorted(range(len(archive)), key=lambda i: -archive.entries[i].stats["top1"])[:5]
+    table = pd.DataFrame(
+        [
+            {
+                "iter": archive.entries[i].iteration,
+                "top1": archive.entries[i].stats["top1"],
+                **{k: archive.entries[i].stats.get(k) for k in ("params", "macs", "activations")},
+                "r": archive.entries[i].arch["r"],
+                "d": "".join(str(d) for d in archive.entries[i].arch["d"]),
+            }
+            for i in rows
+        ]
+    )
+    return table.sort_values("macs" if search.config.sec_obj else "top1", ascending=bool(search.config.sec_obj))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python msunas.py`."""
+    cfg = parse_config(argv)
+    cfg, state = prepare(cfg)
+    search = build_search(cfg, state)
+    seed_everything(cfg.seed)
+    save = Path(cfg.save)
+    save.mkdir(parents=True, exist_ok=True)
+    write_json(save / CONFIG_FILE, cfg.to_dict())
+    with search.backend:
+        final = search.run()
+    with pd.option_context("display.width", 160, "display.float_format", "{:.3f}".format):
+        print(f"\nfinal {'front' if cfg.sec_obj else 'top architectures'} after iteration {final.iteration}:")
+        print(front_table(search).to_string(index=False))
+    print(f"\nresults in {save}: iter_{final.iteration}.stats, archive.csv, pareto_iter_{final.iteration}.png, hv.png")
+    print(
+        json.dumps({"hv": final.hv_history[-1], "evaluated": len(final.archive), "failed": len(final.archive.failed)})
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

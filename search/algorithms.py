@@ -1,0 +1,281 @@
+"""Search algorithms behind one ask interface: MSuNAS (surrogate-assisted NSGA-II) and two baselines.
+
+Each iteration an algorithm proposes architectures not yet in the archive; the loop evaluates them for real. All
+randomness of iteration k comes from `(seed, k)`, so a resumed search proposes exactly what an uninterrupted one
+would have.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.core.population import Population
+from pymoo.core.problem import Problem
+from pymoo.core.repair import Repair
+from pymoo.operators.crossover.pntx import TwoPointCrossover
+from pymoo.operators.mutation.pm import PM
+from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
+from pymoo.optimize import minimize
+
+from acc_predictor import create_predictor
+from acc_predictor.base import Predictor
+from evaluator.metrics import CostModel
+from search.archive import Archive
+from search.objectives import Constraint, Objective, constraint_matrix, objective_matrix
+from search.pareto import non_dominated, select_spread
+from search_space.base import Arch, SearchSpace
+from utils.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+def iteration_seed(seed: int, iteration: int) -> int:
+    """The seed of everything random in iteration `iteration` of a search seeded with `seed`."""
+    return int(np.random.SeedSequence([seed, iteration]).generate_state(1)[0])
+
+
+@dataclass
+class SearchContext:
+    """What every algorithm needs: the space, the objectives (top-1 error first), constraints and cost model."""
+
+    space: SearchSpace
+    objectives: list[Objective]
+    constraints: list[Constraint]
+    cost_model: CostModel
+    seed: int = 0
+
+    def cheap_record(self, arch: Arch) -> dict[str, float]:
+        """The cost metrics of `arch`, computed exactly without training."""
+        return self.cost_model(arch).as_dict()
+
+    def objectives_of(self, records: list[dict[str, Any]]) -> np.ndarray:
+        """Objective matrix `[n, n_obj]` (all minimised) of stats records."""
+        return objective_matrix(records, self.objectives).reshape(len(records), len(self.objectives))
+
+    def violations_of(self, records: list[dict[str, Any]]) -> np.ndarray:
+        """Constraint matrix `[n, n_constr]` (<= 0 feasible) of stats records."""
+        if not self.constraints:
+            return np.zeros((len(records), 0))
+        return constraint_matrix(records, self.constraints).reshape(len(records), len(self.constraints))
+
+    def front(self, archive: Archive) -> np.ndarray:
+        """Indices of the archive's feasible non-dominated entries."""
+        records = archive.records()
+        if not records:
+            return np.zeros(0, dtype=int)
+        feasible = (self.violations_of(records) <= 0).all(axis=1)
+        return non_dominated(self.objectives_of(records), feasible=feasible)
+
+
+class CanonicalRepair(Repair):
+    """Rounds, clips and canonicalises genomes, so that NSGA-II never keeps two encodings of one network."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        super().__init__()
+        self.space = space
+
+    def _do(self, problem: Problem, X: np.ndarray, **kwargs: Any) -> np.ndarray:
+        X = np.clip(np.round(X.astype(float)), self.space.xl, self.space.xu).astype(np.int64)
+        return np.array([self.space.encode(self.space.decode(x)) for x in X])
+
+
+class SurrogateProblem(Problem):
+    """Predicted top-1 error plus exactly computed costs of integer genomes; constraints as `G <= 0`."""
+
+    def __init__(self, ctx: SearchContext, predictor: Predictor | None) -> None:
+        super().__init__(
+            n_var=ctx.space.n_var,
+            n_obj=len(ctx.objectives),
+            n_ieq_constr=len(ctx.constraints),
+            xl=ctx.space.xl,
+            xu=ctx.space.xu,
+            vtype=int,
+        )
+        self.ctx = ctx
+        self.predictor = predictor
+
+    def records(self, X: np.ndarray) -> list[dict[str, Any]]:
+        """Stats records with exact costs and (when there is a predictor) predicted top-1."""
+        X = np.asarray(X, dtype=np.int64)
+        records = [self.ctx.cheap_record(self.ctx.space.decode(x)) for x in X]
+        if self.predictor is not None:
+            for record, err in zip(records, self.predictor.predict(X), strict=True):
+                record["top1"] = 100.0 - float(err)
+        return records
+
+    def _evaluate(self, X: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        records = self.records(X)
+        out["F"] = self.ctx.objectives_of(records)
+        if self.ctx.constraints:
+            out["G"] = self.ctx.violations_of(records)
+
+
+def _operators(ctx: SearchContext) -> dict[str, Any]:
+    """NSGA-II's operators for integer genomes: two-point crossover, polynomial mutation, canonical rounding."""
+    repair = CanonicalRepair(ctx.space)
+    return {
+        "crossover": TwoPointCrossover(prob=0.9),
+        "mutation": PM(prob=1.0, eta=1.0, vtype=float, repair=repair),
+        "repair": repair,
+        "eliminate_duplicates": True,
+    }
+
+
+def _unknown_unique(archs: list[Arch], archive: Archive) -> list[Arch]:
+    """`archs` without those already tried and without repeats, order kept."""
+    seen = archive.known()
+    out = []
+    for arch in archs:
+        key = archive.key(arch)
+        if key not in seen:
+            seen.add(key)
+            out.append(arch)
+    return out
+
+
+class Algorithm(ABC):
+    """Proposes architectures to evaluate: an initial design, then `n` per iteration (ask)."""
+
+    name = ""
+
+    def __init__(self, ctx: SearchContext, n_iter: int, **_: Any) -> None:
+        self.ctx = ctx
+        self.n_iter = n_iter
+
+    def initial(self, n: int) -> list[Arch]:
+        """The initial design: the smallest and largest architectures plus random ones, `n` in all."""
+        rng = np.random.default_rng(iteration_seed(self.ctx.seed, 0))
+        fixed = [self.ctx.space.smallest(), self.ctx.space.largest()]
+        keys = {tuple(self.ctx.space.encode(a)) for a in fixed}
+        rest = [a for a in self.ctx.space.sample(n + 2, rng) if tuple(self.ctx.space.encode(a)) not in keys]
+        return (fixed + rest)[:n]
+
+    @abstractmethod
+    def ask(self, archive: Archive, iteration: int) -> tuple[list[Arch], dict[str, Any]]:
+        """Up to `n_iter` new architectures for iteration `iteration`, and what to record about how they came."""
+
+    def fill_random(self, archs: list[Arch], archive: Archive, rng: np.random.Generator) -> list[Arch]:
+        """`archs` topped up with random unknown architectures to `n_iter` (when the proposal ran short)."""
+        archs = _unknown_unique(archs, archive)[: self.n_iter]
+        if len(archs) < self.n_iter:
+            extra = _unknown_unique(archs + self.ctx.space.sample(4 * self.n_iter, rng), archive)
+            archs = extra[: self.n_iter]
+        return archs
+
+
+ALGORITHMS: Registry[Algorithm] = Registry("algorithm")
+
+
+def create_algorithm(name: str, ctx: SearchContext, **kwargs: Any) -> Algorithm:
+    """Build the algorithm registered under `name`."""
+    return ALGORITHMS.create(name, ctx=ctx, **kwargs)
+
+
+@ALGORITHMS.register("random")
+class RandomSearch(Algorithm):
+    """Random search: `n_iter` uniformly drawn new architectures per iteration."""
+
+    name = "random"
+
+    def ask(self, archive: Archive, iteration: int) -> tuple[list[Arch], dict[str, Any]]:
+        """Random unknown architectures."""
+        rng = np.random.default_rng(iteration_seed(self.ctx.seed, iteration))
+        return self.fill_random([], archive, rng), {}
+
+
+@ALGORITHMS.register("nsga2")
+class PlainNSGA2(Algorithm):
+    """NSGA-II without a surrogate: parents survive from the archive by rank and crowding; every child is evaluated."""
+
+    name = "nsga2"
+
+    def __init__(self, ctx: SearchContext, n_iter: int, pop_size: int = 40, **_: Any) -> None:
+        super().__init__(ctx, n_iter)
+        self.pop_size = pop_size
+
+    def ask(self, archive: Archive, iteration: int) -> tuple[list[Arch], dict[str, Any]]:
+        """`n_iter` offspring of the surviving population."""
+        seed = iteration_seed(self.ctx.seed, iteration)
+        problem = SurrogateProblem(self.ctx, predictor=None)
+        records = archive.records()
+        pop = Population.new("X", archive.genomes())
+        pop.set("F", self.ctx.objectives_of(records))
+        if self.ctx.constraints:
+            pop.set("G", self.ctx.violations_of(records))
+        survivors = RankAndCrowding().do(problem, pop, n_survive=min(self.pop_size, len(pop)), random_state=None)
+        algorithm = NSGA2(pop_size=len(survivors), n_offsprings=self.n_iter, sampling=survivors, **_operators(self.ctx))
+        algorithm.setup(problem, seed=seed)
+        algorithm.tell(infills=algorithm.ask())
+        offspring = algorithm.ask()
+        archs = [self.ctx.space.decode(x) for x in offspring.get("X")]
+        return self.fill_random(archs, archive, np.random.default_rng(seed)), {}
+
+
+@ALGORITHMS.register("msunas")
+class MSuNAS(Algorithm):
+    """Surrogate-assisted search: fit the predictor, run NSGA-II on it, choose a spread subset of the front."""
+
+    name = "msunas"
+
+    def __init__(
+        self, ctx: SearchContext, n_iter: int, predictor: str = "as", pop_size: int = 40, n_gen: int = 20, **_: Any
+    ) -> None:
+        super().__init__(ctx, n_iter)
+        create_predictor(predictor, xl=ctx.space.xl, xu=ctx.space.xu)  # an unknown name fails before any evaluation
+        self.predictor_name = predictor
+        self.pop_size = pop_size
+        self.n_gen = n_gen
+
+    def fit_predictor(self, archive: Archive, seed: int) -> Predictor:
+        """The accuracy predictor fitted on the archive's genomes and top-1 errors (with its out-of-sample report)."""
+        space = self.ctx.space
+        predictor = create_predictor(self.predictor_name, xl=space.xl, xu=space.xu, seed=seed)
+        errors = np.array([100.0 - float(r["top1"]) for r in archive.records()])
+        return predictor.fit(archive.genomes(), errors)
+
+    def ask(self, archive: Archive, iteration: int) -> tuple[list[Arch], dict[str, Any]]:
+        """Candidates spread along the predicted front, away from what the archive already covers."""
+        seed = iteration_seed(self.ctx.seed, iteration)
+        predictor = self.fit_predictor(archive, seed)
+        problem = SurrogateProblem(self.ctx, predictor)
+        front = self.ctx.front(archive)
+        rng = np.random.default_rng(seed)
+        start = np.concatenate([archive.genomes()[front], _genomes(self.ctx.space, self.pop_size, rng)])[
+            : self.pop_size
+        ]
+        algorithm = NSGA2(pop_size=self.pop_size, sampling=start, **_operators(self.ctx))
+        result = minimize(problem, algorithm, ("n_gen", self.n_gen), seed=seed, verbose=False)
+        pool = result.algorithm.pop
+        archs = _unknown_unique([self.ctx.space.decode(x) for x in pool.get("X")], archive)
+        chosen = self._choose(problem, archs, archive, front)
+        info = {"surrogate": _surrogate_record(predictor, self.predictor_name), "n_proposed": len(archs)}
+        return self.fill_random(chosen, archive, rng), info
+
+    def _choose(self, problem: SurrogateProblem, archs: list[Arch], archive: Archive, front: np.ndarray) -> list[Arch]:
+        if not archs:
+            return []
+        genomes = np.array([self.ctx.space.encode(a) for a in archs])
+        records = problem.records(genomes)
+        F = self.ctx.objectives_of(records)
+        feasible = (self.ctx.violations_of(records) <= 0).all(axis=1)
+        order = np.flatnonzero(feasible) if feasible.any() else np.arange(len(archs))
+        if F.shape[1] == 1:
+            best = order[np.argsort(F[order, 0], kind="stable")]
+            return [archs[i] for i in best[: self.n_iter]]
+        anchors = self.ctx.objectives_of([archive.entries[i].stats for i in front]) if len(front) else None
+        picked = select_spread(F[order], self.n_iter, anchors)
+        return [archs[order[i]] for i in picked]
+
+
+def _genomes(space: SearchSpace, n: int, rng: np.random.Generator) -> np.ndarray:
+    return np.array([space.encode(a) for a in space.sample(n, rng)]).reshape(-1, space.n_var)
+
+
+def _surrogate_record(predictor: Predictor, name: str) -> dict[str, Any]:
+    report = predictor.report.as_dict() if predictor.report is not None else {}
+    return {"name": name, "winner": getattr(predictor, "winner", predictor.name), **report}

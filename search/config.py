@@ -1,0 +1,181 @@
+"""`SearchConfig`: every setting of a search, built from the command line in one place and stored with results."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from utils.cli import ArgumentParser
+from utils.errors import UsageError
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """The settings of one search. Flag names follow upstream CNAS/MSuNAS."""
+
+    save: str = ""
+    resume: str | None = None
+    seed: int = 0
+    algorithm: str = "msunas"
+    sec_obj: str | None = None
+    iterations: int = 15
+    n_doe: int = 100
+    n_iter: int = 8
+    patience: int | None = None
+    predictor: str = "as"
+    pop_size: int = 40
+    n_gen: int = 20
+    dataset: str = "digits"
+    data: str | None = None
+    n_classes: int | None = None
+    vld_size: int | None = None
+    supernet_path: str | None = None
+    width_mult: float = 1.0
+    search_space: str = "ofa_mbv3"
+    lr: int = 32
+    ur: int = 32
+    rstep: int = 4
+    pmax: float | None = None
+    mmax: float | None = None
+    amax: float | None = None
+    top1min: float | None = None
+    wp: float = 1.0
+    wm: float = 1 / 40
+    wa: float = 1.0
+    penalty: float = 1e10
+    n_epochs: int = 0
+    n_bn_cal: int = 500
+    save_ckpt: bool = False
+    backend: str = "sequential"
+    n_gpus: int | None = None
+    gpu: int = 1
+    n_workers: int = 2
+    device: str = "auto"
+
+    def validate(self) -> SearchConfig:
+        """`self` after checking every value a user may get wrong (one `UsageError` naming the flag)."""
+        checks = [
+            (self.lr <= self.ur, f"--lr {self.lr} is larger than --ur {self.ur}"),
+            (self.iterations >= 0, "--iterations must be >= 0"),
+            (self.n_doe >= 2, "--n_doe must be >= 2 (the smallest and the largest architecture are always in it)"),
+            (self.n_iter >= 1, "--n_iter must be >= 1"),
+            (self.patience is None or self.patience >= 1, "--patience must be >= 1"),
+            (self.pop_size >= 2 and self.n_gen >= 1, "--pop_size must be >= 2 and --n_gen >= 1"),
+            (self.n_epochs >= 0 and self.n_bn_cal >= 1, "--n_epochs must be >= 0 and --n_bn_cal >= 1"),
+            (self.penalty >= 0, "--penalty must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        return self
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """Objective names: `top1` (as error) and the second objective when there is one."""
+        return ("top1",) if self.sec_obj is None else ("top1", self.sec_obj)
+
+    def objective_params(self, name: str) -> dict[str, Any]:
+        """Parameters of a parametrised objective (the CNAS `tiny_ml` figure of merit)."""
+        if name != "tiny_ml":
+            return {}
+        return {
+            "pmax": self.pmax,
+            "mmax": self.mmax,
+            "amax": self.amax,
+            "wp": self.wp,
+            "wm": self.wm,
+            "wa": self.wa,
+            "penalty": self.penalty,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly record, stored in every `iter_{k}.stats`."""
+        return asdict(self)
+
+    # Settings that may differ when a search is resumed (where it is saved, how it is run), all others must match.
+    RESUMABLE_CHANGES = ("resume", "iterations", "patience", "backend", "n_gpus", "gpu", "n_workers", "device")
+
+    def differences(self, other: dict[str, Any]) -> list[str]:
+        """Flags whose values differ from a stored configuration, ignoring those a resume may change."""
+        mine = self.to_dict()
+        return sorted(k for k in mine if k not in self.RESUMABLE_CHANGES and other.get(k, mine[k]) != mine[k])
+
+
+_NONE = ("none", "None", "")
+
+
+def _optional(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        return None if text in _NONE else kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+HELP = {
+    "save": "results folder (default: results/search-<dataset>-<time>)",
+    "resume": "continue from save/iter_{k}.stats",
+    "seed": "fixes every random source",
+    "algorithm": "msunas (surrogate-assisted), nsga2 (every offspring evaluated) or random",
+    "sec_obj": "second objective: params, macs, activations, peak_act, tiny_ml; none (default) = top-1 only",
+    "iterations": "search iterations after the initial design",
+    "n_doe": "initial design size (smallest and largest included)",
+    "n_iter": "candidates evaluated per iteration",
+    "patience": "stop after this many iterations without hypervolume gain",
+    "predictor": "surrogate accuracy predictor: as, carts, rbf, mlp, gp",
+    "pop_size": "NSGA-II population on the surrogate",
+    "n_gen": "NSGA-II generations on the surrogate",
+    "dataset": "dataset name (digits is embedded)",
+    "data": "dataset folder",
+    "n_classes": "number of classes (checked against the dataset)",
+    "vld_size": "validation images carved from the training set to guide the search",
+    "supernet_path": "supernet weights (default for digits: trained once and cached)",
+    "width_mult": "supernet width multiplier",
+    "search_space": "search space (ofa_mbv3, alias mobilenetv3)",
+    "lr": "minimum input resolution",
+    "ur": "maximum input resolution",
+    "rstep": "resolution step",
+    "pmax": "max params (M): a constraint, and the tiny_ml bound",
+    "mmax": "max MACs (M): a constraint, and the tiny_ml bound",
+    "amax": "max activations (M): a constraint, and the tiny_ml bound",
+    "top1min": "min top-1 (%): a constraint",
+    "wp": "tiny_ml weight of params",
+    "wm": "tiny_ml weight of MACs",
+    "wa": "tiny_ml weight of activations",
+    "penalty": "tiny_ml penalty factor",
+    "n_epochs": "fine-tuning epochs per evaluation (0: inherited weights only)",
+    "n_bn_cal": "training images for batch-norm recalibration",
+    "save_ckpt": "write ckpt.pth for every evaluated architecture",
+    "backend": "sequential or process",
+    "n_gpus": "GPUs to spread evaluations over (default: all visible)",
+    "gpu": "GPUs per evaluation",
+    "n_workers": "CPU worker processes of the process backend when there is no GPU",
+    "device": "auto, cpu or cuda",
+}
+
+
+def build_parser(prog: str = "msunas.py") -> argparse.ArgumentParser:
+    """The command line, one flag per `SearchConfig` field."""
+    parser = ArgumentParser(prog=prog, description="MSuNAS: surrogate-assisted multi-objective NAS.")
+    defaults = SearchConfig()
+    for f in fields(SearchConfig):
+        default = getattr(defaults, f.name)
+        if f.type == "bool":
+            parser.add_argument(f"--{f.name}", action="store_true", help=HELP[f.name])
+            continue
+        base = {"int": int, "float": float, "str": str}[str(f.type).split(" |")[0]]
+        kind = _optional(base) if "None" in str(f.type) else base
+        parser.add_argument(f"--{f.name}", type=kind, default=default, help=f"{HELP[f.name]} (default: {default})")
+    return parser
+
+
+def parse_config(argv: Sequence[str] | None = None) -> SearchConfig:
+    """Parse the command line into a validated `SearchConfig` (bad values exit 2 through argparse/UsageError)."""
+    args = build_parser().parse_args(argv)
+    values = {f.name: getattr(args, f.name) for f in fields(SearchConfig)}
+    if not values["save"]:
+        values["save"] = f"results/search-{values['dataset']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return SearchConfig(**values).validate()

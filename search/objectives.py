@@ -1,0 +1,219 @@
+"""Objectives and constraints of the search, declared as data (Archai-style).
+
+Every objective is *minimised*. An `Objective` reads the numbers it needs from a flat record: the merged
+`EvalResult.stats()` of an evaluation (`top1`, `params`, `macs`, `activations`, `peak_act`, plus method extras)
+or, for a *cheap* objective, the `CostMetrics.as_dict()` of an architecture, which needs no training. Costs are
+in millions, `top1` in percent.
+
+Constraints are real pymoo constraints: `Constraint.violation(stats) <= 0` means satisfied, so a matrix of
+violations is the `G` of a pymoo problem. The violation is in the unit of its key (millions, or percent for
+`top1min`), not normalised. Upstream CNAS's static penalty stays available as the `tiny_ml` objective.
+
+`create_objective(name, **params)` is the one way to build an objective; `list_objectives()` names them all.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from utils.errors import UsageError
+from utils.registry import Registry
+
+__all__ = [
+    "OBJECTIVES",
+    "Constraint",
+    "Objective",
+    "build_constraints",
+    "constraint_matrix",
+    "create_objective",
+    "feasible",
+    "list_objectives",
+    "objective_matrix",
+    "register_objective",
+]
+
+
+def _read(stats: Mapping[str, object], key: str, what: str) -> float:
+    """`stats[key]` as a float; a missing, None or NaN entry is a `ValueError` naming `what` and `key`."""
+    value = stats.get(key)
+    if value is None:
+        raise ValueError(f"{what} needs '{key}'")
+    number = float(value)  # type: ignore[arg-type]
+    if math.isnan(number):
+        raise ValueError(f"{what} needs '{key}' (got nan)")
+    return number
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A named quantity to minimise, computed from an evaluation record.
+
+    `needs` lists the record keys `fn` reads: `value` checks them first, so a missing one is a clear
+    `ValueError` rather than a `KeyError` from inside `fn`. `cheap` objectives need only cost metrics (no
+    training). `params` records the factory's parameters (for configs and equality), `fn` does not take part in
+    equality.
+    """
+
+    name: str
+    label: str
+    cheap: bool
+    needs: tuple[str, ...]
+    fn: Callable[[Mapping[str, float]], float] = field(compare=False, repr=False)
+    params: tuple[tuple[str, float | None], ...] = ()
+
+    def value(self, stats: Mapping[str, object]) -> float:
+        """The objective's value (to minimise) for one record."""
+        numbers = {key: _read(stats, key, f"objective {self.name}") for key in self.needs}
+        return float(self.fn(numbers))
+
+
+OBJECTIVES: Registry[Objective] = Registry("objective")
+register_objective = OBJECTIVES.register
+
+
+def create_objective(name: str, **params: object) -> Objective:
+    """Build the objective registered under `name`; an unknown name is a `UsageError` listing the choices."""
+    return OBJECTIVES.create(name, **params)
+
+
+def list_objectives() -> list[str]:
+    """Names of every registered objective."""
+    return OBJECTIVES.names()
+
+
+@register_objective("top1")
+def _top1() -> Objective:
+    """Top-1 error in percent, `100 − top1`; needs a trained (or weight-inherited) evaluation."""
+    return Objective("top1", "top-1 error (%)", cheap=False, needs=("top1",), fn=lambda s: 100.0 - s["top1"])
+
+
+def _cost(key: str, label: str) -> Callable[[], Objective]:
+    def factory() -> Objective:
+        return Objective(key, label, cheap=True, needs=(key,), fn=lambda s: s[key])
+
+    factory.__doc__ = f"`{key}` in millions, computable from the architecture alone."
+    return factory
+
+
+for _key, _label in (
+    ("params", "params (M)"),
+    ("macs", "MACs (M)"),
+    ("activations", "activations (M)"),
+    ("peak_act", "peak activations (M)"),
+):
+    register_objective(_key)(_cost(_key, _label))
+
+
+def _non_negative(name: str, value: float | None, optional: bool) -> float | None:
+    if value is None:
+        if optional:
+            return None
+        raise UsageError(f"{name} must be a number, got None")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+        raise UsageError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+@register_objective("tiny_ml")
+def _tiny_ml(
+    pmax: float | None = 2.0,
+    mmax: float | None = 100.0,
+    amax: float | None = 5.0,
+    wp: float = 1.0,
+    wm: float = 1.0 / 40.0,
+    wa: float = 1.0,
+    penalty: float = 1e10,
+) -> Objective:
+    """CNAS's TinyML figure of merit with a static penalty on exceeded bounds (upstream defaults).
+
+    `wp·(P + penalty·max(0, P−pmax)) + wm·(M + penalty·max(0, M−mmax)) + wa·(A + penalty·max(0, A−amax))` with
+    P, M, A = params, macs, activations in millions; a bound of None drops its penalty term. Negative bounds,
+    weights or penalty are a `UsageError`.
+    """
+    bounds = {k: _non_negative(k, v, optional=True) for k, v in (("pmax", pmax), ("mmax", mmax), ("amax", amax))}
+    weights = {k: _non_negative(k, v, optional=False) for k, v in (("wp", wp), ("wm", wm), ("wa", wa))}
+    pen = _non_negative("penalty", penalty, optional=False)
+    terms = (("params", "pmax", "wp"), ("macs", "mmax", "wm"), ("activations", "amax", "wa"))
+
+    def fn(s: Mapping[str, float]) -> float:
+        total = 0.0
+        for key, bound_name, weight_name in terms:
+            value, bound = s[key], bounds[bound_name]
+            excess = 0.0 if bound is None else max(0.0, value - bound)
+            total += weights[weight_name] * (value + pen * excess)  # type: ignore[operator]
+        return total
+
+    params = (*bounds.items(), *weights.items(), ("penalty", pen))
+    needs = ("params", "macs", "activations")
+    return Objective("tiny_ml", "TinyML score", cheap=True, needs=needs, fn=fn, params=tuple(params))
+
+
+# name -> (stats key, upper bound?, cheap?)
+_CONSTRAINT_KINDS: dict[str, tuple[str, bool, bool]] = {
+    "pmax": ("params", True, True),
+    "mmax": ("macs", True, True),
+    "amax": ("activations", True, True),
+    "top1min": ("top1", False, False),
+}
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A bound on one record key: `value <= bound` when `upper`, else `value >= bound` (pymoo's `G <= 0`)."""
+
+    name: str
+    key: str
+    bound: float
+    upper: bool
+    cheap: bool
+
+    def violation(self, stats: Mapping[str, object]) -> float:
+        """`value − bound` (upper) or `bound − value` (lower): <= 0 when satisfied, the excess otherwise."""
+        value = _read(stats, self.key, f"constraint {self.name}")
+        return value - self.bound if self.upper else self.bound - value
+
+
+def build_constraints(
+    pmax: float | None = None,
+    mmax: float | None = None,
+    amax: float | None = None,
+    top1min: float | None = None,
+) -> list[Constraint]:
+    """The constraints whose bound is given (params, MACs, activations in millions; top-1 in percent).
+
+    A negative or non-finite bound, or `top1min` above 100, is a `UsageError`.
+    """
+    given = {"pmax": pmax, "mmax": mmax, "amax": amax, "top1min": top1min}
+    constraints = []
+    for name, bound in given.items():
+        if bound is None:
+            continue
+        value = _non_negative(name, bound, optional=False)
+        assert value is not None
+        if name == "top1min" and value > 100.0:
+            raise UsageError(f"top1min is a top-1 accuracy in percent, at most 100, got {bound!r}")
+        key, upper, cheap = _CONSTRAINT_KINDS[name]
+        constraints.append(Constraint(name, key, value, upper, cheap))
+    return constraints
+
+
+def feasible(stats: Mapping[str, object], constraints: Sequence[Constraint]) -> bool:
+    """Whether the record satisfies every constraint (true when there are none)."""
+    return all(c.violation(stats) <= 0.0 for c in constraints)
+
+
+def objective_matrix(records: Sequence[Mapping[str, object]], objectives: Sequence[Objective]) -> np.ndarray:
+    """`F[i, j]` = objective `j` of record `i`, shape `[n_records, n_objectives]`, float64."""
+    values = [[o.value(r) for o in objectives] for r in records]
+    return np.asarray(values, dtype=float).reshape(len(records), len(objectives))
+
+
+def constraint_matrix(records: Sequence[Mapping[str, object]], constraints: Sequence[Constraint]) -> np.ndarray:
+    """`G[i, j]` = violation of constraint `j` by record `i` (pymoo's `G <= 0`), shape `[n, n_constraints]`."""
+    values = [[c.violation(r) for c in constraints] for r in records]
+    return np.asarray(values, dtype=float).reshape(len(records), len(constraints))

@@ -1,0 +1,157 @@
+import json
+import queue
+
+import numpy as np
+import pytest
+import torch
+
+import evaluator.backends as backends
+import evaluator.supernet as supernet_module
+from evaluator import EvaluatorSpec, create_backend, create_evaluator, list_backends, list_evaluators
+from evaluator.metrics import CostModel
+from evaluator.supernet import SupernetEvalConfig, SupernetEvaluator
+from search_space.ofa_mbv3 import OFAMobileNetV3Space
+from supernets.checkpoint import save_supernet_weights
+from supernets.ofa_mbv3 import SupernetConfig, build_supernet
+from utils.errors import UsageError
+
+SPACE = OFAMobileNetV3Space(lr=16, ur=20)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    torch.manual_seed(0)
+    return str(save_supernet_weights(build_supernet(SupernetConfig()), tmp_path_factory.mktemp("w") / "net.pth"))
+
+
+@pytest.fixture(scope="module")
+def config(weights):
+    return SupernetEvalConfig(supernet_path=weights, n_bn_cal=64, eval_batch_size=128, device="cpu", seed=5)
+
+
+@pytest.fixture(scope="module")
+def archs():
+    return [SPACE.smallest(), *SPACE.sample(2, np.random.default_rng(0))]
+
+
+@pytest.fixture(scope="module")
+def sequential_results(config, archs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("seq")
+    dirs = [out / f"net_{i}" for i in range(len(archs))]
+    with create_backend("sequential", EvaluatorSpec("supernet", {"config": config})) as backend:
+        return backend.evaluate(archs, dirs), dirs
+
+
+def test_registries():
+    assert "supernet" in list_evaluators()
+    assert {"sequential", "process"} <= set(list_backends())
+
+
+def test_results_and_files(sequential_results, archs):
+    results, dirs = sequential_results
+    cost = CostModel(SupernetConfig())
+    for arch, result, out in zip(archs, results, dirs, strict=True):
+        assert result.ok and result.arch == arch and result.error is None
+        assert 0.0 <= result.top1 <= 100.0 and result.wall_time_s > 0
+        expected = cost(arch)
+        assert (result.params, result.macs, result.activations) == (
+            expected.params,
+            expected.macs,
+            expected.activations,
+        )
+        assert result.extras == {"peak_act": expected.peak_act}
+        assert json.loads((out / f"{out.name}.subnet").read_text()) == arch
+        stats = json.loads((out / f"{out.name}.stats").read_text())
+        assert stats["top1"] == result.top1 and stats["params"] == result.params and stats["status"] == "ok"
+        assert set(stats) >= {"top1", "params", "macs", "activations", "peak_act"}
+        assert not (out / "ckpt.pth").exists()
+
+
+def test_evaluation_is_deterministic_and_order_free(config, archs, sequential_results, tmp_path):
+    evaluator = SupernetEvaluator(config)
+    reversed_results = evaluator.evaluate(archs[::-1], [tmp_path / f"net_{i}" for i in range(len(archs))])
+    assert [r.top1 for r in reversed_results[::-1]] == [r.top1 for r in sequential_results[0]]
+
+
+def test_process_backend_equals_sequential(config, archs, sequential_results, tmp_path):
+    dirs = [tmp_path / f"net_{i}" for i in range(len(archs))]
+    with create_backend("process", EvaluatorSpec("supernet", {"config": config}), n_workers=2, n_gpus=0) as backend:
+        results = backend.evaluate(archs, dirs)
+    for got, want in zip(results, sequential_results[0], strict=True):
+        assert got.ok
+        assert (got.arch, got.top1, got.params, got.macs, got.activations) == (
+            want.arch,
+            want.top1,
+            want.params,
+            want.macs,
+            want.activations,
+        )
+    assert all((d / f"{d.name}.stats").is_file() for d in dirs)
+
+
+def test_worker_loads_the_supernet_once(config, archs, tmp_path, monkeypatch):
+    loads = []
+    real = supernet_module.load_supernet_weights
+    monkeypatch.setattr(supernet_module, "load_supernet_weights", lambda *a: loads.append(1) or real(*a))
+    devices = queue.Queue()
+    devices.put("cpu")
+    backends._init_worker(EvaluatorSpec("supernet", {"config": config}), devices, torch.get_num_threads())
+    for i, arch in enumerate(archs):
+        assert backends._evaluate_in_worker(arch, str(tmp_path / f"net_{i}")).ok
+    assert len(loads) == 1
+
+
+def test_failures_are_reported_and_the_batch_goes_on(config, archs, tmp_path, monkeypatch):
+    evaluator = SupernetEvaluator(config)
+    real = evaluator._train_and_validate
+    oom_arch = archs[2]
+
+    def flaky(arch):
+        if arch == oom_arch:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(arch)
+
+    monkeypatch.setattr(evaluator, "_train_and_validate", flaky)
+    bad = {**archs[0], "ks": [4] * 20}
+    dirs = [tmp_path / f"net_{i}" for i in range(4)]
+    results = evaluator.evaluate([bad, archs[0], oom_arch, archs[1]], dirs)
+    assert [r.status for r in results] == ["failed", "ok", "failed", "ok"]
+    assert "InvalidArchitecture" in results[0].error and "ks[0] = 4" in results[0].error
+    assert results[2].error.startswith("OutOfMemoryError: CUDA out of memory")
+    for r in (results[0], results[2]):
+        assert r.top1 is None and r.params is None and r.macs is None
+    assert (dirs[2] / "net_2.error").read_text().startswith("OutOfMemoryError")
+    assert not (dirs[2] / "net_2.stats").exists()
+
+
+def test_nan_loss_is_a_failure(weights, archs, tmp_path):
+    cfg = SupernetEvalConfig(supernet_path=weights, n_bn_cal=32, n_epochs=1, lr=1e30, device="cpu")
+    result = SupernetEvaluator(cfg).evaluate([archs[0]], [tmp_path / "net_0"])[0]
+    assert result.status == "failed" and "non-finite training loss" in result.error
+
+
+def test_fine_tuning_saves_a_checkpoint_that_reloads(weights, archs, tmp_path):
+    cfg = SupernetEvalConfig(supernet_path=weights, n_bn_cal=64, n_epochs=1, save_ckpt=True, device="cpu")
+    evaluator = create_evaluator("supernet", config=cfg)
+    result = evaluator.evaluate([archs[0]], [tmp_path / "net_0"])[0]
+    assert result.ok
+    ckpt = torch.load(tmp_path / "net_0" / "ckpt.pth", weights_only=True)
+    assert ckpt["arch"] == archs[0]
+    from supernets.ofa_mbv3 import extract_subnet
+
+    model = extract_subnet(build_supernet(SupernetConfig()), archs[0])
+    model.load_state_dict(ckpt["state_dict"])
+
+
+def test_missing_weights_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="supernet weights not found"):
+        SupernetEvaluator(SupernetEvalConfig(supernet_path=str(tmp_path / "none.pth")))
+
+
+def test_process_backend_rejects_bad_gpu_settings(config):
+    spec = EvaluatorSpec("supernet", {"config": config})
+    with pytest.raises(UsageError, match="--gpu 2"):
+        create_backend("process", spec, gpu=2)
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="--n_gpus 1 but only 0"):
+            create_backend("process", spec, n_gpus=1)
