@@ -68,6 +68,7 @@ class AdaptiveSwitching(Predictor):
     def fit(self, x: np.ndarray, y: np.ndarray) -> AdaptiveSwitching:
         """Cross-validate each pool member, keep the winner's report, refit the winner on all of (`x`, `y`)."""
         xf, yf = self.check_data(x, y)
+        self._fitted = False
         self.scores = {}
         for member in self.pool:
             report, taus = cross_validate(lambda m=member: self._member(m), xf, yf, self.cv_folds, self.seed)

@@ -97,6 +97,7 @@ class Predictor(ABC):
     def fit(self, x: np.ndarray, y: np.ndarray) -> Self:
         """Cross-validate on (`x`, `y`) into `report` (unless `cv_folds == 0`), then fit on all of it."""
         xf, yf = self.check_data(x, y)
+        self._fitted = False
         with single_threaded():
             if self.cv_folds:
                 self.report, _ = cross_validate(lambda: self.clone(cv_folds=0), xf, yf, self.cv_folds, self.seed)
@@ -111,6 +112,8 @@ class Predictor(ABC):
         if not self._fitted:
             raise RuntimeError(f"predictor {self.name!r} is not fitted; call fit(x, y) first")
         xf = self.check_genomes(x)
+        if len(xf) == 0:
+            return np.empty(0)
         with single_threaded():
             return np.asarray(self._predict(xf), dtype=float).reshape(-1)
 

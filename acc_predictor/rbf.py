@@ -67,7 +67,7 @@ class RBFPredictor(Predictor):
 
 def _linear_tail(z: np.ndarray) -> Tail:
     """The tail for scaled points `z`: pySOT's `LinearTail` if they determine it, else one over the span of `z`."""
-    n, dim = z.shape
+    dim = z.shape[1]
     centre = z.mean(axis=0)
     _, s, vt = np.linalg.svd(z - centre, full_matrices=False)
     rank = int(np.sum(s > RANK_RTOL * s[0])) if s.size and s[0] > 0 else 0

@@ -12,8 +12,9 @@ from utils.errors import UsageError
 
 NAMES = list_predictors()
 
-# Held-out Kendall tau on the smooth synthetic target (100 training, 200 held-out architectures). Measured:
-# rbf 0.887, gp 0.895, as 0.887 (picks rbf), mlp 0.769, carts 0.604; thresholds leave a margin of about 0.1.
+# Held-out Kendall tau on the smooth synthetic target (100 training, 200 held-out architectures). Measured on this
+# data: gp 0.984, rbf 0.896, as 0.896 (picks rbf), mlp 0.792, carts 0.632; over two other draws of the data the
+# lowest were gp 0.87, rbf 0.878, mlp 0.66, carts 0.57. The thresholds sit about 0.1 below this data's values.
 MIN_TAU = {"rbf": 0.8, "gp": 0.8, "as": 0.8, "mlp": 0.65, "carts": 0.5}
 MIN_TAU_NEW = 0.5
 """A newly registered predictor must at least rank like the random forest does."""
@@ -53,16 +54,18 @@ def test_report_is_a_five_fold_cross_validation(name, smooth, fitted_on_smooth):
 def test_output_shapes(name, smooth, fitted_on_smooth):
     model = fitted_on_smooth[name]
     assert model.predict(smooth.x_test[:1]).shape == (1,)
+    assert model.predict(smooth.x_test[:0]).shape == (0,)
     assert model.predict(smooth.x_train.tolist()).shape == (len(smooth.x_train),)
     assert model.predict(smooth.x_test.astype(float)).shape == (len(smooth.x_test),)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_same_seed_same_predictions_and_global_rng_untouched(name, space, smooth):
-    x, y = smooth.x_train[:40], smooth.y_train[:40]
+def test_same_seed_same_predictions_and_global_rng_untouched(name, space, smooth, fitted_on_smooth):
+    first = fitted_on_smooth[name]
+    torch.manual_seed(1234)
+    np.random.seed(5678)
     torch_state, np_state, threads = torch.random.get_rng_state(), np.random.get_state(), torch.get_num_threads()
-    first = build(name, space).fit(x, y)
-    second = build(name, space).fit(x, y)
+    second = build(name, space).fit(smooth.x_train, smooth.y_train)
     np.testing.assert_array_equal(first.predict(smooth.x_test), second.predict(smooth.x_test))
     assert first.report == second.report
     assert torch.equal(torch.random.get_rng_state(), torch_state)
