@@ -52,7 +52,10 @@ def build_table(args: argparse.Namespace) -> dict[str, object]:
         raise UsageError(f"supernet weights and card not found: {weights} (train one with python -m supernets.train)")
     card = json.loads(card_path.read_text())
     table_path = weights.with_name(f"table-{weights.stem}.json")
+    settings = {"seed": args.seed, "n_bn_cal": args.n_bn_cal, "valid_limit": args.valid_limit}
     table = json.loads(table_path.read_text()) if table_path.exists() else {"card": card, "rows": [], "repeat": []}
+    if table.setdefault("settings", settings) != settings:
+        raise UsageError(f"{table_path} was evaluated with {table['settings']}, not {settings}; move it away first")
     space = _space(card)
     archs = space.sample(args.n_archs, np.random.default_rng(args.seed))
     base = SupernetEvalConfig(
@@ -126,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n_archs", type=int, default=600)
     parser.add_argument("--n_repeat", type=int, default=100, help="architectures re-evaluated for the noise ceiling")
     parser.add_argument("--n_bn_cal", type=int, default=500)
+    parser.add_argument("--valid_limit", type=int, default=None, help="validate on the first N validation images")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backend", default="process")
@@ -163,7 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"`{command.strip()}`",
             f"Ground truth: {len(y)} random architectures of `{card['name']}` ({card['dataset']}, resolutions "
             f"{card['resolutions']}, {card['epochs']} epochs) evaluated by the supernet evaluator on the validation "
-            f"split ({card['valid_images']} images). Top-1: min {y.min():.2f}, median {np.median(y):.2f}, max "
+            f"split ({args.valid_limit or card['valid_images']} of its {card['valid_images']} images). "
+            f"Top-1: min {y.min():.2f}, median {np.median(y):.2f}, max "
             f"{y.max():.2f}, std {y.std():.2f}. Repeatability (the first {len(again)} re-evaluated with other "
             f"batch-norm calibration images): Kendall tau {ceiling_tau:.3f}, mean |diff| "
             f"{results['repeatability']['mean_abs_diff']:.3f} points, the ceiling any predictor can reach.",

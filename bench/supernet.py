@@ -14,6 +14,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,9 +23,10 @@ import torch.nn.functional as F
 from bench.report import machine, markdown_table, publish
 from data import batches, create_dataset
 from search_space.ofa_mbv3 import OFAMobileNetV3Space
-from supernets.evaluate import score_subnet
+from supernets.checkpoint import load_supernet_weights
+from supernets.evaluate import accuracy, score_subnet
 from supernets.ofa_mbv3 import build_supernet, extract_subnet
-from supernets.train import TrainConfig, sandwich_step
+from supernets.train import DEFAULT_WEIGHTS_DIR, TrainConfig, sandwich_step
 from utils.cli import run_cli
 from utils.device import resolve_device
 
@@ -49,6 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--subnets", type=int, default=5, help="subnets timed for the evaluation split")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--weights",
+        default=str(DEFAULT_WEIGHTS_DIR / f"{TrainConfig().weights_name()}.pth"),
+        help="trained supernet for the evaluation part (default: the cached default supernet)",
+    )
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     cfg = TrainConfig(resolution=args.resolution, batch_size=args.batch_size)
@@ -81,8 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     supernet_s = _timed_steps(supernet_step, data, device)
     plain_s = _timed_steps(plain_step, data, device)
     n_sub = 2 + cfg.n_random
-    splits_s = []
+    trained = Path(args.weights)
+    if trained.is_file():
+        load_supernet_weights(net, trained)
+    net.eval()
+    splits_s, without_bn = [], []
     for arch in [space.smallest(), space.largest(), *space.sample(args.subnets - 2, np.random.default_rng(1))]:
+        without_bn.append(accuracy(extract_subnet(net, arch), splits, "valid", arch["r"], device=device))
         _, score = score_subnet(net, arch, splits, n_bn_cal=cfg.n_bn_cal, device=device)
         splits_s.append(score)
     extract = statistics.median(s.extract_s for s in splits_s)
@@ -101,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ratio_per_subnet_pass": plain_s / (supernet_s / n_sub),
         "evaluate_one_subnet_s": {"extract": extract, "bn_recalibration": bn, "validation": valid},
         "n_bn_cal": cfg.n_bn_cal,
+        "weights": str(trained) if trained.is_file() else None,
+        "top1_without_bn_recalibration": without_bn,
+        "top1_with_bn_recalibration": [sc.top1 for sc in splits_s],
         "valid_images": len(splits.valid),
     }
     total = extract + bn + valid

@@ -44,6 +44,7 @@ class SupernetEvalConfig:
     seed: int = 0
     width_mult: float = 1.0
     n_bn_cal: int = 500
+    valid_limit: int | None = None
     n_epochs: int = 0
     lr: float = 0.01
     momentum: float = 0.9
@@ -61,6 +62,8 @@ class SupernetEvalConfig:
             raise UsageError(f"supernet weights not found: {self.supernet_path} (--supernet_path)")
         if self.n_bn_cal < 1 or self.n_epochs < 0 or self.batch_size < 2 or self.lr <= 0:
             raise UsageError("need --n_bn_cal >= 1, --n_epochs >= 0, a batch size >= 2 and --lr > 0")
+        if self.valid_limit is not None and self.valid_limit < 1:
+            raise UsageError(f"the validation limit must be >= 1, got {self.valid_limit}")
         return self
 
 

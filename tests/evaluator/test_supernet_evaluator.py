@@ -155,3 +155,11 @@ def test_process_backend_rejects_bad_gpu_settings(config):
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="--n_gpus 1 but only 0"):
             create_backend("process", spec, n_gpus=1)
+
+
+def test_validation_can_be_limited_to_the_first_images(weights, archs, tmp_path):
+    cfg = SupernetEvalConfig(supernet_path=weights, n_bn_cal=32, valid_limit=50, device="cpu")
+    result = SupernetEvaluator(cfg).evaluate([archs[0]], [tmp_path / "net_0"])[0]
+    assert result.ok and (result.top1 * 50 / 100) == round(result.top1 * 50 / 100)
+    with pytest.raises(UsageError, match="validation limit must be >= 1"):
+        SupernetEvalConfig(supernet_path=weights, valid_limit=0).validate()
