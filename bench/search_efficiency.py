@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import statistics
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -183,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section = "\n\n".join(
         [
             "## Search efficiency (`bench/search_efficiency.py`)",
-            f"`python -m bench.search_efficiency {' '.join(argv or [])}`".strip(),
+            f"`python -m bench.search_efficiency {' '.join(sys.argv[1:] if argv is None else argv)}`".strip(),
             f"Pool: {len(rows)} architectures of `{table['card']['name']}` ({table['card']['dataset']}) with "
             f"true top-1 from the supernet evaluator; its true front has {len(front)} members. "
             f"Budget: {budget} true evaluations "

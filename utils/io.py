@@ -15,6 +15,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None],
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; results get the usual permissions
     try:
         with os.fdopen(fd, "wb" if binary else "w") as handle:
             write(handle)
@@ -25,6 +26,12 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None],
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:

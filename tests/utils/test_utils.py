@@ -70,3 +70,14 @@ def test_device_resolution():
 
 def test_python_version():
     assert sys.version_info >= (3, 11)
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = write_json(tmp_path / "a.json", {})
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
