@@ -27,10 +27,9 @@ import numpy as np
 from acc_predictor import create_predictor, list_predictors
 from acc_predictor.base import correlations
 from acc_predictor.registry import PREDICTORS
-from bench.report import machine, markdown_table, publish
+from bench.report import card_space, machine, markdown_table, publish
 from evaluator import EvaluatorSpec, create_backend
 from evaluator.supernet import SupernetEvalConfig
-from search_space.ofa_mbv3 import OFAMobileNetV3Space
 from utils.cli import run_cli
 from utils.errors import UsageError
 from utils.io import write_json
@@ -40,11 +39,6 @@ log = logging.getLogger(__name__)
 SIZES = (25, 50, 100, 200, 400)
 MIN_TEST_ROWS = 50
 CHUNK = 24
-
-
-def _space(card: dict[str, object]) -> OFAMobileNetV3Space:
-    resolutions = card["resolutions"]
-    return OFAMobileNetV3Space(lr=min(resolutions), ur=max(resolutions), rstep=4)
 
 
 def build_table(args: argparse.Namespace) -> dict[str, object]:
@@ -59,7 +53,7 @@ def build_table(args: argparse.Namespace) -> dict[str, object]:
     table = json.loads(table_path.read_text()) if table_path.exists() else {"card": card, "rows": [], "repeat": []}
     if table.setdefault("settings", settings) != settings:
         raise UsageError(f"{table_path} was evaluated with {table['settings']}, not {settings}; move it away first")
-    space = _space(card)
+    space = card_space(card)
     archs = space.sample(args.n_archs, np.random.default_rng(args.seed))
     base = SupernetEvalConfig(
         supernet_path=str(weights),
@@ -108,7 +102,7 @@ def _spread(values: list[float]) -> str:
 
 def score_predictors(table: dict[str, object], seeds: int, sizes: Sequence[int]) -> dict[str, object]:
     """Out-of-sample quality of every registered predictor at every training size, over `seeds` seeds."""
-    space = _space(table["card"])
+    space = card_space(table["card"])
     x = np.stack([space.encode(row["arch"]) for row in table["rows"]])
     y = np.array([row["top1"] for row in table["rows"]])
     out: dict[str, dict[int, dict[str, list[float]]]] = {}

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from search_space.ofa_mbv3 import OFAMobileNetV3Space
+from supernets.train import RESOLUTION_STEP
 from utils.io import write_json, write_text
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -23,6 +25,12 @@ def machine() -> dict[str, object]:
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "platform": platform.platform(),
     }
+
+
+def card_space(card: dict[str, object]) -> OFAMobileNetV3Space:
+    """The search space a supernet card describes (its trained resolutions)."""
+    resolutions = card["resolutions"]
+    return OFAMobileNetV3Space(lr=min(resolutions), ur=max(resolutions), rstep=RESOLUTION_STEP)
 
 
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:

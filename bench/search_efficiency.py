@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.report import machine, markdown_table, publish
+from bench.report import card_space, machine, markdown_table, publish
 from evaluator.backends import EvaluatorSpec, create_backend
 from evaluator.base import EvalResult, Evaluator
 from evaluator.metrics import CostModel
@@ -86,7 +86,7 @@ class PoolEvaluator(Evaluator):
 def run_one(algorithm: str, seed: int, table: dict[str, Any], args: Any, workdir: Path) -> list[tuple[int, np.ndarray]]:
     """(evaluations so far, objective matrix of the archive) after every iteration of one search."""
     card = table["card"]
-    space = OFAMobileNetV3Space(lr=min(card["resolutions"]), ur=max(card["resolutions"]), rstep=4)
+    space = card_space(card)
     cfg = SearchConfig(
         save=str(workdir / f"{algorithm}-{seed}"),
         seed=seed,
