@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from utils.cli import ArgumentParser
+from utils.cli import ArgumentParser, add_dataclass_flags, dataclass_from_args
 from utils.errors import UsageError
 
 
@@ -104,17 +104,6 @@ class SearchConfig:
         return sorted(k for k in mine if k not in self.RESUMABLE_CHANGES and other.get(k, mine[k]) != mine[k])
 
 
-_NONE = ("none", "None", "")
-
-
-def _optional(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        return None if text in _NONE else kind(text)
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
 HELP = {
     "save": "results folder (default: results/search-<dataset>-<time>)",
     "resume": "continue from save/iter_{k}.stats",
@@ -160,22 +149,11 @@ HELP = {
 def build_parser(prog: str = "msunas.py") -> argparse.ArgumentParser:
     """The command line, one flag per `SearchConfig` field."""
     parser = ArgumentParser(prog=prog, description="MSuNAS: surrogate-assisted multi-objective NAS.")
-    defaults = SearchConfig()
-    for f in fields(SearchConfig):
-        default = getattr(defaults, f.name)
-        if f.type == "bool":
-            parser.add_argument(f"--{f.name}", action="store_true", help=HELP[f.name])
-            continue
-        base = {"int": int, "float": float, "str": str}[str(f.type).split(" |")[0]]
-        kind = _optional(base) if "None" in str(f.type) else base
-        parser.add_argument(f"--{f.name}", type=kind, default=default, help=f"{HELP[f.name]} (default: {default})")
-    return parser
+    return add_dataclass_flags(parser, SearchConfig, HELP)
 
 
 def parse_config(argv: Sequence[str] | None = None) -> SearchConfig:
     """Parse the command line into a validated `SearchConfig` (bad values exit 2 through argparse/UsageError)."""
     args = build_parser().parse_args(argv)
-    values = {f.name: getattr(args, f.name) for f in fields(SearchConfig)}
-    if not values["save"]:
-        values["save"] = f"results/search-{values['dataset']}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return SearchConfig(**values).validate()
+    save = args.save or f"results/search-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return dataclass_from_args(SearchConfig, args, save=save).validate()

@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,7 @@ from supernets.checkpoint import (
 )
 from supernets.evaluate import score_subnet
 from supernets.ofa_mbv3 import SupernetConfig, activate, build_supernet
-from utils.cli import ArgumentParser, run_cli
+from utils.cli import ArgumentParser, add_dataclass_flags, dataclass_from_args, run_cli
 from utils.device import resolve_device
 from utils.errors import UsageError
 from utils.io import atomic_torch_save, write_json
@@ -335,11 +335,7 @@ def ensure_supernet(cfg: TrainConfig, out_dir: str | Path = DEFAULT_WEIGHTS_DIR,
 def build_parser() -> argparse.ArgumentParser:
     """Command-line flags, one per `TrainConfig` field plus where to write and which device."""
     parser = ArgumentParser(prog="python -m supernets.train", description=__doc__.split("\n\n")[0])
-    defaults = TrainConfig()
-    for f in fields(TrainConfig):
-        default = getattr(defaults, f.name)
-        kind = {"int | None": int, "str | None": str, "float": float, "int": int, "str": str}.get(str(f.type), str)
-        parser.add_argument(f"--{f.name}", type=kind, default=default, help=f"(default: {default})")
+    add_dataclass_flags(parser, TrainConfig)
     parser.add_argument("--out", default=str(DEFAULT_WEIGHTS_DIR), help="folder for weights, card and checkpoint")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--resume", action="store_true", help="continue from the per-epoch checkpoint")
@@ -350,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m supernets.train`."""
     args = build_parser().parse_args(argv)
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    cfg = dataclass_from_args(TrainConfig, args)
     trainer = SupernetTrainer(cfg, args.out, args.device)
     if trainer.weights_path.exists() and not (args.overwrite or args.resume):
         raise UsageError(f"{trainer.weights_path} already exists; pass --overwrite to replace it")

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from typing import NoReturn
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn, TypeVar
 
 from utils.errors import UsageError
 
 USAGE_EXIT = 2
+_NONE = ("none", "None", "")
+_KINDS: dict[str, type] = {"int": int, "float": float, "str": str}
+T = TypeVar("T")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -32,3 +36,35 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _optional(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        return None if text in _NONE else kind(text)
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error message
+    return parse
+
+
+def add_dataclass_flags(
+    parser: argparse.ArgumentParser, cls: type, helps: Mapping[str, str] | None = None
+) -> argparse.ArgumentParser:
+    """One `--field` flag per field of dataclass `cls` (bool fields are switches; `X | None` fields accept `none`)."""
+    helps = helps or {}
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        default = getattr(defaults, f.name)
+        text = helps.get(f.name, "")
+        if str(f.type) == "bool":
+            parser.add_argument(f"--{f.name}", action="store_true", help=text or None)
+            continue
+        base = _KINDS[str(f.type).split(" |")[0]]
+        kind = _optional(base) if "None" in str(f.type) else base
+        parser.add_argument(f"--{f.name}", type=kind, default=default, help=f"{text} (default: {default})".strip())
+    return parser
+
+
+def dataclass_from_args(cls: type[T], args: argparse.Namespace, **overrides: Any) -> T:
+    """An instance of dataclass `cls` from the parsed flags `add_dataclass_flags` added (`overrides` win)."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{**values, **overrides})
