@@ -61,6 +61,7 @@ def build_table(args: argparse.Namespace) -> dict[str, object]:
         seed=args.seed,
         width_mult=card["supernet"]["width_mult"],
         n_bn_cal=args.n_bn_cal,
+        valid_limit=args.valid_limit,
         device="cpu",
     )
     jobs = [("rows", archs, base), ("repeat", archs[: args.n_repeat], _reseeded(base))]

@@ -158,8 +158,31 @@ def test_process_backend_rejects_bad_gpu_settings(config):
 
 
 def test_validation_can_be_limited_to_the_first_images(weights, archs, tmp_path):
-    cfg = SupernetEvalConfig(supernet_path=weights, n_bn_cal=32, valid_limit=50, device="cpu")
-    result = SupernetEvaluator(cfg).evaluate([archs[0]], [tmp_path / "net_0"])[0]
-    assert result.ok and (result.top1 * 50 / 100) == round(result.top1 * 50 / 100)
+    from data import batches, create_dataset
+    from supernets.ofa_mbv3 import extract_subnet
+
+    cfg = SupernetEvalConfig(supernet_path=weights, n_bn_cal=32, valid_limit=7, save_ckpt=True, device="cpu")
+    result = SupernetEvaluator(cfg).evaluate([archs[1]], [tmp_path / "net_0"])[0]
+    model = extract_subnet(build_supernet(SupernetConfig()), archs[1])
+    model.load_state_dict(torch.load(tmp_path / "net_0" / "ckpt.pth", weights_only=True)["state_dict"])
+    model.eval()
+    x, y = next(batches(create_dataset("digits"), "valid", archs[1]["r"], 7, train=False))
+    with torch.no_grad():
+        correct = int((model(x).argmax(1) == y).sum())
+    assert result.top1 == pytest.approx(100 * correct / 7)
     with pytest.raises(UsageError, match="validation limit must be >= 1"):
         SupernetEvalConfig(supernet_path=weights, valid_limit=0).validate()
+
+
+def test_every_architecture_is_calibrated_on_the_same_images(weights, archs, monkeypatch, tmp_path):
+    seen = []
+    original = supernet_module.calibration_images
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["seed"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(supernet_module, "calibration_images", spy)
+    cfg = SupernetEvalConfig(supernet_path=weights, n_bn_cal=16, valid_limit=8, seed=3, device="cpu")
+    SupernetEvaluator(cfg).evaluate(archs[:2], [tmp_path / "a", tmp_path / "b"])
+    assert seen == [3, 3]
