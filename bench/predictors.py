@@ -2,8 +2,9 @@
 
 A ground-truth table of random architectures is evaluated once by the supernet evaluator and cached as JSON (with
 the supernet's card). For each training size and seed, every registered predictor is fitted on that many rows and
-scored on all the other rows of the table. A repeatability check (the same architectures evaluated again with other
-batch-norm calibration images) gives the ceiling that evaluation noise puts on any predictor's tau.
+scored on all the other rows of the table. A repeatability check (the same architectures evaluated again with seed + 1,
+which redraws the validation split carved from the training set and the batch-norm calibration images) gives the
+ceiling that evaluation noise puts on any predictor's tau.
 
     python -m bench.predictors --weights bench/cache/<supernet>.pth --dataset fashion_mnist --n_archs 600
 """
@@ -49,7 +50,7 @@ def build_table(args: argparse.Namespace) -> dict[str, object]:
         raise UsageError(f"supernet weights and card not found: {weights} (train one with python -m supernets.train)")
     card = json.loads(card_path.read_text())
     table_path = weights.with_name(f"table-{weights.stem}.json")
-    settings = {"seed": args.seed, "n_bn_cal": args.n_bn_cal, "valid_limit": args.valid_limit}
+    settings = {"seed": args.seed, "n_bn_cal": args.n_bn_cal, "valid_limit": args.valid_limit, "calibration": "common"}
     table = json.loads(table_path.read_text()) if table_path.exists() else {"card": card, "rows": [], "repeat": []}
     if table.setdefault("settings", settings) != settings:
         raise UsageError(f"{table_path} was evaluated with {table['settings']}, not {settings}; move it away first")
@@ -180,8 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{card['resolutions']}, {card['epochs']} epochs) evaluated by the supernet evaluator on the validation "
             f"split ({args.valid_limit or card['valid_images']} of its {card['valid_images']} images). "
             f"Top-1: min {y.min():.2f}, median {np.median(y):.2f}, max "
-            f"{y.max():.2f}, std {y.std():.2f}. Repeatability (the first {len(again)} re-evaluated with other "
-            f"batch-norm calibration images): Kendall tau {ceiling_tau:.3f}, mean |diff| "
+            f"{y.max():.2f}, std {y.std():.2f}. Repeatability (the first {len(again)} re-evaluated with seed + 1: "
+            f"another validation split and other batch-norm calibration images): Kendall tau {ceiling_tau:.3f}, "
+            "mean |diff| "
             f"{results['repeatability']['mean_abs_diff']:.3f} points. Evaluation noise of that size caps the tau any "
             f"predictor can show against these labels: a noise-free predictor would score about "
             f"{noise_free_tau(ceiling_tau):.2f} (Gaussian noise model).",
