@@ -16,10 +16,6 @@ from data.registry import register_dataset
 from data.splits import build_splits
 from utils.errors import UsageError
 
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
-CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 AUGMENT = Augment(pad_crop=True, hflip=True)
 
 
@@ -35,6 +31,8 @@ class CifarLayout:
     label_key: str
     names_key: str
     n_classes: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
 
     def describe(self) -> str:
         """The expected files, for error messages."""
@@ -51,6 +49,8 @@ CIFAR10 = CifarLayout(
     label_key="labels",
     names_key="label_names",
     n_classes=10,
+    mean=(0.4914, 0.4822, 0.4465),
+    std=(0.2470, 0.2435, 0.2616),
 )
 CIFAR100 = CifarLayout(
     title="CIFAR-100",
@@ -61,6 +61,8 @@ CIFAR100 = CifarLayout(
     label_key="fine_labels",
     names_key="fine_label_names",
     n_classes=100,
+    mean=(0.5071, 0.4865, 0.4409),
+    std=(0.2673, 0.2564, 0.2762),
 )
 
 
@@ -130,35 +132,36 @@ def read_cifar(root: Path, layout: CifarLayout) -> CifarData:
     )
 
 
-def _load(
-    name: str,
-    layout: CifarLayout,
-    data: str | os.PathLike[str] | None,
-    vld_size: int | None,
-    seed: int,
-    mean: tuple[float, float, float],
-    std: tuple[float, float, float],
+def cifar_splits(
+    name: str, layout: CifarLayout, cifar: CifarData, test: TensorImageSet, vld_size: int | None, seed: int
 ) -> DatasetSplits:
-    cifar = read_cifar(dataset_root(name, data, layout.describe()), layout)
+    """Train/validation from the clean CIFAR training images, `test` as the test split."""
     return build_splits(
         name,
         cifar.train,
-        cifar.test,
+        test,
         n_classes=layout.n_classes,
         vld_size=vld_size,
         nominal_vld_size=5000,
         seed=seed,
-        mean=mean,
-        std=std,
+        mean=layout.mean,
+        std=layout.std,
         augment=AUGMENT,
         classes=cifar.classes,
     )
 
 
+def _load(
+    name: str, layout: CifarLayout, data: str | os.PathLike[str] | None, vld_size: int | None, seed: int
+) -> DatasetSplits:
+    cifar = read_cifar(dataset_root(name, data, layout.describe()), layout)
+    return cifar_splits(name, layout, cifar, cifar.test, vld_size, seed)
+
+
 @register_dataset("cifar10")
 def cifar10(*, data: str | os.PathLike[str] | None = None, vld_size: int | None = None, seed: int = 0) -> DatasetSplits:
     """CIFAR-10 (50000 train, 10000 test 32x32 images) from `data` or `data/cifar-10-batches-py`."""
-    return _load("cifar10", CIFAR10, data, vld_size, seed, CIFAR10_MEAN, CIFAR10_STD)
+    return _load("cifar10", CIFAR10, data, vld_size, seed)
 
 
 @register_dataset("cifar100")
@@ -166,4 +169,4 @@ def cifar100(
     *, data: str | os.PathLike[str] | None = None, vld_size: int | None = None, seed: int = 0
 ) -> DatasetSplits:
     """CIFAR-100 with its 100 fine labels (50000 train, 10000 test) from `data` or `data/cifar-100-python`."""
-    return _load("cifar100", CIFAR100, data, vld_size, seed, CIFAR100_MEAN, CIFAR100_STD)
+    return _load("cifar100", CIFAR100, data, vld_size, seed)

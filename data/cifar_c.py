@@ -10,19 +10,9 @@ import numpy as np
 import torch
 
 from data.base import DatasetSplits, TensorImageSet
-from data.cifar import (
-    AUGMENT,
-    CIFAR10,
-    CIFAR10_MEAN,
-    CIFAR10_STD,
-    CIFAR100,
-    CIFAR100_MEAN,
-    CIFAR100_STD,
-    read_cifar,
-)
+from data.cifar import CIFAR10, CIFAR100, cifar_splits, read_cifar
 from data.files import dataset_root, require_dir, require_file
 from data.registry import register_dataset
-from data.splits import build_splits
 from utils.errors import UsageError
 
 logger = logging.getLogger(__name__)
@@ -109,8 +99,6 @@ def _load(
     seed: int,
     corruption: str | None,
     severity: int,
-    mean: tuple[float, float, float],
-    std: tuple[float, float, float],
 ) -> DatasetSplits:
     if isinstance(severity, bool) or not isinstance(severity, int) or not 1 <= severity <= SEVERITIES:
         raise UsageError(f"severity must be an integer from 1 to {SEVERITIES}, got {severity!r}")
@@ -128,19 +116,8 @@ def _load(
         raise UsageError(f"corruption file not found: {folder / corruption}.npy (found: {available})")
     logger.info("%s: corruptions on disk: %s; testing on %s at severity %d", name, found, corruptions, severity)
     cifar = read_cifar(root, clean)
-    return build_splits(
-        name,
-        cifar.train,
-        _corrupted_test(folder, corruptions, severity, clean.n_classes),
-        n_classes=clean.n_classes,
-        vld_size=vld_size,
-        nominal_vld_size=5000,
-        seed=seed,
-        mean=mean,
-        std=std,
-        augment=AUGMENT,
-        classes=cifar.classes,
-    )
+    test = _corrupted_test(folder, corruptions, severity, clean.n_classes)
+    return cifar_splits(name, clean, cifar, test, vld_size, seed)
 
 
 @register_dataset("cifar10c")
@@ -153,7 +130,7 @@ def cifar10c(
     severity: int = 5,
 ) -> DatasetSplits:
     """Clean CIFAR-10 train/validation; test on `corruption` (None: every one on disk) at `severity` (1..5)."""
-    return _load("cifar10c", data, vld_size, seed, corruption, severity, CIFAR10_MEAN, CIFAR10_STD)
+    return _load("cifar10c", data, vld_size, seed, corruption, severity)
 
 
 @register_dataset("cifar100c")
@@ -166,4 +143,4 @@ def cifar100c(
     severity: int = 5,
 ) -> DatasetSplits:
     """Clean CIFAR-100 train/validation; test on `corruption` (None: every one on disk) at `severity` (1..5)."""
-    return _load("cifar100c", data, vld_size, seed, corruption, severity, CIFAR100_MEAN, CIFAR100_STD)
+    return _load("cifar100c", data, vld_size, seed, corruption, severity)
