@@ -7,18 +7,15 @@ common random numbers, so differences between two architectures' accuracies are 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
-from data import DatasetSplits, batches, create_dataset
+from data import DatasetSplits, create_dataset
 from evaluator.base import EvalResult, Evaluator, write_result
 from evaluator.metrics import CostModel
 from evaluator.registry import register_evaluator
@@ -27,6 +24,7 @@ from search_space.ofa_mbv3 import OFAMobileNetV3Space
 from supernets.bn import recalibrate_bn
 from supernets.checkpoint import cpu_state_dict, load_supernet_weights
 from supernets.evaluate import accuracy, calibration_images
+from supernets.finetune import FineTuneConfig, fine_tune
 from supernets.ofa_mbv3 import SupernetConfig, build_supernet, extract_subnet
 from utils.device import resolve_device
 from utils.errors import UsageError
@@ -149,32 +147,17 @@ class SupernetEvaluator(Evaluator):
         recalibrate_bn(subnet, images)
 
     def _fine_tune(self, subnet: nn.Module, arch: Arch, seed: int) -> None:
-        """SGD with momentum and a cosine schedule stepped per epoch, on the training split."""
+        """The shared fine-tuning loop on the training split, in full precision (the evaluator's numbers unchanged)."""
         cfg = self.config
-        optimizer = torch.optim.SGD(
-            subnet.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True
+        tune = FineTuneConfig(
+            epochs=cfg.n_epochs,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            label_smoothing=cfg.label_smoothing,
+            batch_size=cfg.batch_size,
+            seed=seed,
+            mixed_precision=False,
+            num_workers=cfg.num_workers,
         )
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.n_epochs)
-        generator = torch.Generator().manual_seed(seed)
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            for _ in range(cfg.n_epochs):
-                subnet.train()
-                for x, y in batches(
-                    self.splits,
-                    "train",
-                    arch["r"],
-                    cfg.batch_size,
-                    train=True,
-                    generator=generator,
-                    device=self.device,
-                    num_workers=cfg.num_workers,
-                ):
-                    optimizer.zero_grad(set_to_none=True)
-                    loss = F.cross_entropy(subnet(x), y, label_smoothing=cfg.label_smoothing)
-                    if not math.isfinite(float(loss.detach())):
-                        raise FloatingPointError(f"non-finite training loss {float(loss.detach())}")
-                    loss.backward()
-                    optimizer.step()
-                schedule.step()
-        subnet.eval()
+        fine_tune(subnet, self.splits, arch["r"], tune, self.device)

@@ -72,8 +72,8 @@ def load_supernet_weights(supernet: nn.Module, path: str | os.PathLike[str]) -> 
 
 
 def cpu_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
-    """A detached, contiguous CPU copy of `module`'s state dict, ready to save."""
-    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    """A detached, contiguous CPU copy of `module`'s state dict (never sharing memory with it), ready to save."""
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}
 
 
 def save_supernet_weights(supernet: nn.Module, path: str | os.PathLike[str]) -> Path:
