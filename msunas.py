@@ -24,8 +24,6 @@ from search.archive import Archive
 from search.config import SearchConfig, parse_config
 from search.files import CONFIG_FILE, read_resume
 from search.loop import Search, SearchState, check_save_folder
-from search.objectives import build_constraints, create_objective
-from search_space import create_search_space
 from supernets.default import default_supernet
 from supernets.ofa_mbv3 import SupernetConfig
 from utils.cli import run_cli
@@ -53,8 +51,7 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, SearchState | None]:
         check_save_folder(cfg)
         return cfg, None
     save = Path(cfg.resume).parent
-    space = create_search_space(cfg.search_space, lr=cfg.lr, ur=cfg.ur, rstep=cfg.rstep)
-    record, archive = read_resume(cfg.resume, space)
+    record, archive = read_resume(cfg.resume, cfg.space())
     cfg = dataclasses.replace(cfg, save=str(save))
     stored = record["config"]
     changed = [k for k in cfg.differences(stored) if k != "save"]
@@ -76,9 +73,9 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, SearchState | None]:
 
 def build_search(cfg: SearchConfig, state: SearchState | None) -> Search:
     """Assemble the parts through their registries."""
-    space = create_search_space(cfg.search_space, lr=cfg.lr, ur=cfg.ur, rstep=cfg.rstep)
-    objectives = [create_objective(name, **cfg.objective_params(name)) for name in cfg.objectives]
-    constraints = build_constraints(pmax=cfg.pmax, mmax=cfg.mmax, amax=cfg.amax, top1min=cfg.top1min)
+    space = cfg.space()
+    objectives = [cfg.objective(name) for name in cfg.objectives]
+    constraints = cfg.constraints()
     splits = create_dataset(cfg.dataset, data=cfg.data, vld_size=cfg.vld_size, seed=cfg.seed)
     if cfg.n_classes is not None and cfg.n_classes != splits.n_classes:
         raise UsageError(f"--n_classes {cfg.n_classes} but dataset {cfg.dataset} has {splits.n_classes} classes")

@@ -26,8 +26,8 @@ from acc_predictor import create_predictor
 from acc_predictor.base import Predictor
 from evaluator.metrics import CostModel
 from search.archive import Archive
-from search.objectives import Constraint, Objective, constraint_matrix, objective_matrix
-from search.pareto import non_dominated, select_spread
+from search.objectives import Constraint, Objective, constraint_matrix, feasible_front, objective_matrix
+from search.pareto import select_spread
 from search_space.base import Arch, SearchSpace
 from utils.registry import Registry
 
@@ -65,11 +65,7 @@ class SearchContext:
 
     def front(self, archive: Archive) -> np.ndarray:
         """Indices of the archive's feasible non-dominated entries."""
-        records = archive.records()
-        if not records:
-            return np.zeros(0, dtype=int)
-        feasible = (self.violations_of(records) <= 0).all(axis=1)
-        return non_dominated(self.objectives_of(records), feasible=feasible)
+        return feasible_front(archive.records(), self.objectives, self.constraints)
 
 
 class CanonicalRepair(Repair):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from search.objectives import Constraint, Objective, build_constraints, create_objective
+from search_space import SearchSpace, create_search_space
 from utils.cli import ArgumentParser, add_dataclass_flags, dataclass_from_args
 from utils.errors import UsageError
 
@@ -91,9 +94,27 @@ class SearchConfig:
             "penalty": self.penalty,
         }
 
+    def objective(self, name: str) -> Objective:
+        """The objective `name` as this search defines it (with its `tiny_ml` parameters)."""
+        return create_objective(name, **self.objective_params(name))
+
+    def constraints(self) -> list[Constraint]:
+        """The constraints whose bound this search gives."""
+        return build_constraints(pmax=self.pmax, mmax=self.mmax, amax=self.amax, top1min=self.top1min)
+
+    def space(self) -> SearchSpace:
+        """The search space, over this search's resolutions."""
+        return create_search_space(self.search_space, lr=self.lr, ur=self.ur, rstep=self.rstep)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly record, stored in every `iter_{k}.stats`."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> SearchConfig:
+        """The configuration `to_dict` recorded; keys it does not know are ignored, missing ones take defaults."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in names})
 
     # Settings that may differ when a search is resumed (where it is saved, how it is run), all others must match.
     RESUMABLE_CHANGES = ("resume", "iterations", "patience", "backend", "n_gpus", "gpu", "n_workers", "device")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from search.pareto import non_dominated
 from utils.errors import UsageError
 from utils.registry import Registry
 
@@ -32,6 +33,7 @@ __all__ = [
     "constraint_matrix",
     "create_objective",
     "feasible",
+    "feasible_front",
     "list_objectives",
     "objective_matrix",
     "register_objective",
@@ -217,3 +219,13 @@ def constraint_matrix(records: Sequence[Mapping[str, object]], constraints: Sequ
     """`G[i, j]` = violation of constraint `j` by record `i` (pymoo's `G <= 0`), shape `[n, n_constraints]`."""
     values = [[c.violation(r) for c in constraints] for r in records]
     return np.asarray(values, dtype=float).reshape(len(records), len(constraints))
+
+
+def feasible_front(
+    records: Sequence[Mapping[str, object]], objectives: Sequence[Objective], constraints: Sequence[Constraint]
+) -> np.ndarray:
+    """Sorted indices of the records on the non-dominated front of those satisfying every constraint."""
+    if not records:
+        return np.zeros(0, dtype=int)
+    ok = (constraint_matrix(records, constraints) <= 0).all(axis=1)
+    return non_dominated(objective_matrix(records, objectives), feasible=ok)

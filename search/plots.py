@@ -45,6 +45,11 @@ def _points(values: np.ndarray | None, n_obj: int, what: str) -> np.ndarray:
     return f
 
 
+def _label(name: str, points: np.ndarray) -> str:
+    """`name` for the legend, or matplotlib's no-legend label when there are no points to show."""
+    return name if len(points) else "_nolegend_"
+
+
 def plot_front(
     path: str | os.PathLike[str],
     F_archive: np.ndarray,
@@ -54,14 +59,16 @@ def plot_front(
     F_chosen: np.ndarray | None = None,
     chosen_labels: Sequence[str] | None = None,
     title: str = "",
+    chosen_at: Sequence[int] | None = None,
 ) -> Path:
     """Scatter the archive (grey), its front (line and markers), and this iteration's candidates and choices.
 
     With two objectives the x-axis is the second objective and the y-axis the first (top-1 error), as upstream
     plots. With one objective the y-axis is that objective against the evaluation index: the archive in
     evaluation order with its running best, the front as a horizontal line, and the candidates and chosen points
-    placed after the archive, at the indices where they will be evaluated. `chosen_labels` annotate the chosen
-    points. The PNG is written atomically; returns its path.
+    placed after the archive, at the indices where they will be evaluated, or, for chosen points already in the
+    archive, at their indices `chosen_at`. `chosen_labels` annotate the chosen points. The PNG is written
+    atomically; returns its path.
     """
     archive = np.asarray(F_archive, dtype=float)
     if archive.ndim != 2 or archive.shape[1] not in (1, 2):
@@ -74,6 +81,8 @@ def plot_front(
     chosen = _points(F_chosen, n_obj, "F_chosen")
     if chosen_labels is not None and len(chosen_labels) != len(chosen):
         raise ValueError(f"{len(chosen_labels)} chosen_labels for {len(chosen)} chosen points")
+    if chosen_at is not None and len(chosen_at) != len(chosen):
+        raise ValueError(f"{len(chosen_at)} chosen_at indices for {len(chosen)} chosen points")
 
     figure = _new_figure()
     ax = figure.add_subplot()
@@ -81,8 +90,10 @@ def plot_front(
         ax.scatter(archive[:, 1], archive[:, 0], s=12, c="0.6", label="archive")
         order = np.lexsort((front[:, 0], front[:, 1]))
         ax.plot(front[order, 1], front[order, 0], "o-", c="tab:blue", ms=5, label="front")
-        ax.scatter(candidates[:, 1], candidates[:, 0], s=24, marker="x", c="tab:orange", label="candidates")
-        ax.scatter(chosen[:, 1], chosen[:, 0], s=70, marker="*", c="tab:red", label="chosen", zorder=3)
+        ax.scatter(
+            candidates[:, 1], candidates[:, 0], s=24, marker="x", c="tab:orange", label=_label("candidates", candidates)
+        )
+        ax.scatter(chosen[:, 1], chosen[:, 0], s=70, marker="*", c="tab:red", label=_label("chosen", chosen), zorder=3)
         chosen_xy = chosen[:, ::-1]
         ax.set_xlabel(objectives_labels[1])
     else:
@@ -93,9 +104,12 @@ def plot_front(
         if len(front):
             ax.axhline(front[:, 0].min(), c="tab:blue", ls="--", lw=1, label="front")
         next_x = np.full(len(candidates), len(archive))
-        ax.scatter(next_x, candidates[:, 0], s=24, marker="x", c="tab:orange", label="candidates")
-        chosen_xy = np.column_stack([len(archive) + np.arange(len(chosen)), chosen[:, 0]])
-        ax.scatter(chosen_xy[:, 0], chosen_xy[:, 1], s=70, marker="*", c="tab:red", label="chosen", zorder=3)
+        ax.scatter(next_x, candidates[:, 0], s=24, marker="x", c="tab:orange", label=_label("candidates", candidates))
+        chosen_x = len(archive) + np.arange(len(chosen)) if chosen_at is None else np.asarray(chosen_at)
+        chosen_xy = np.column_stack([chosen_x, chosen[:, 0]])
+        ax.scatter(
+            chosen_xy[:, 0], chosen_xy[:, 1], s=70, marker="*", c="tab:red", label=_label("chosen", chosen), zorder=3
+        )
         ax.set_xlabel("evaluation")
     if chosen_labels is not None:
         for text, (x, y) in zip(chosen_labels, chosen_xy, strict=True):

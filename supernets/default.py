@@ -18,6 +18,11 @@ log = logging.getLogger(__name__)
 DEFAULT_TRAIN_CONFIG = TrainConfig()
 
 
+def default_weights_path(out_dir: str | Path = DEFAULT_WEIGHTS_DIR) -> Path:
+    """Where the default supernet's weights are cached (whether they are there yet or not)."""
+    return Path(out_dir) / f"{DEFAULT_TRAIN_CONFIG.weights_name()}.pth"
+
+
 def default_supernet(out_dir: str | Path = DEFAULT_WEIGHTS_DIR, device: str = "auto") -> Path:
     """Path of the default supernet's weights, training them first when they are not cached."""
     return ensure_supernet(DEFAULT_TRAIN_CONFIG, out_dir, device)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None], binary: bool = False) -> Path:
@@ -28,6 +33,25 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None],
     return path
 
 
+@contextmanager
+def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary folder next to `path` to fill; on success it replaces `path` (whatever was there)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -42,6 +66,11 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write `text`, atomically."""
     return atomic_write(path, lambda f: f.write(text))
+
+
+def write_csv(path: str | os.PathLike[str], frame: pd.DataFrame) -> Path:
+    """Write `frame` as CSV without its index, atomically."""
+    return atomic_write(path, lambda f: frame.to_csv(f, index=False))
 
 
 def atomic_torch_save(path: str | os.PathLike[str], obj: Any) -> Path:

@@ -3,20 +3,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import evaluator.supernet as supernet_module
 import msunas
 from search.loop import Search, SearchState
-from supernets.checkpoint import save_supernet_weights
-from supernets.ofa_mbv3 import SupernetConfig, build_supernet
 from utils.cli import run_cli
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    torch.manual_seed(0)
-    return str(save_supernet_weights(build_supernet(SupernetConfig()), tmp_path_factory.mktemp("w") / "net.pth"))
 
 
 def argv(weights, save, *extra):

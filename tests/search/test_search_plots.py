@@ -121,3 +121,13 @@ def test_plots_need_no_pyplot_nor_a_display(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env, timeout=60)
     assert_png(tmp_path / "hv.png")
     assert_png(tmp_path / "f.png")
+
+
+def test_plot_front_one_objective_marks_chosen_archive_members_where_they_were_evaluated(tmp_path):
+    f = np.array([[10.0], [5.0], [7.0]])
+    path = plot_front(
+        tmp_path / "p.png", f, f[[1]], LABELS, F_chosen=f[[1, 2]], chosen_labels=["a", "b"], chosen_at=[1, 2]
+    )
+    assert_png(path)
+    with pytest.raises(ValueError, match="1 chosen_at indices for 2 chosen points"):
+        plot_front(tmp_path / "q.png", f, f[[1]], LABELS, F_chosen=f[[1, 2]], chosen_at=[1])
