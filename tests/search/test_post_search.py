@@ -12,8 +12,8 @@ import msunas
 import post_search
 from search.files import read_search
 from search.selection import TradeOff, build_front
-from search_space import register_search_space
 from search_space.ofa_mbv3 import OFAMobileNetV3Space
+from search_space.registry import SEARCH_SPACES
 from supernets.checkpoint import load_supernet_weights
 from supernets.ofa_mbv3 import SupernetConfig, build_supernet, extract_subnet
 from utils.cli import run_cli
@@ -187,7 +187,6 @@ def test_single_objective_search_chooses_the_most_accurate(search, tmp_path, cap
     assert (out / "front-trade-off.png").is_file()
 
 
-@register_search_space("test_early_exit")
 class EarlyExitStandIn(OFAMobileNetV3Space):
     """OFA MobileNetV3 plus exit flags `b`, standing in for an early-exit space."""
 
@@ -196,7 +195,13 @@ class EarlyExitStandIn(OFAMobileNetV3Space):
         return {**base, "b": list(arch["b"])}
 
 
-def test_n_exits_keeps_networks_with_that_many_exits(search, tmp_path):
+@pytest.fixture
+def early_exit_space(monkeypatch):
+    """The stand-in registered for one test only (other tests iterate over every registered space)."""
+    monkeypatch.setitem(SEARCH_SPACES._factories, "test_early_exit", EarlyExitStandIn)
+
+
+def test_n_exits_keeps_networks_with_that_many_exits(search, tmp_path, early_exit_space):
     record = json.loads((search / "iter_1.stats").read_text())
     record["config"]["search_space"] = "test_early_exit"
     for i, entry in enumerate(record["evaluations"]["entries"]):
