@@ -1,0 +1,114 @@
+"""The `PIT` engine: a plain model in, a searchable model out, then a smaller plain model back."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from dnas.base import DNAS
+from dnas.hw import COST_MODELS, as_float
+from dnas.pit.graph import analyse, assign_maskers, convert_layers, set_module, trace
+from dnas.pit.layers import PITConv1d, PITLayer
+from dnas.pit.masks import Masker
+from utils.errors import UsageError
+
+EXPORTED_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
+
+
+class PIT(DNAS):
+    """PIT: prune output channels, receptive fields and dilations of a network's conv / linear layers by training.
+
+    `model` is traced with torch.fx on inputs of `input_shape` (without the batch dimension). With
+    `autoconvert_layers` every `nn.Conv1d`, `nn.Conv2d` (plain or depthwise) and `nn.Linear` becomes searchable,
+    except those named in `exclude_names` or of a type in `exclude_types`; without it only the PIT layers already
+    in `model` are searched. Batch norms are always made to follow their input's channel mask. The costs
+    (`get_size`, `get_macs`, the regulariser) cover the searchable layers: weights and biases of conv / linear
+    layers, MACs per sample; batch norms are not counted. `model` itself is not modified.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        input_shape: Sequence[int],
+        regularizer: str = "size",
+        autoconvert_layers: bool = True,
+        exclude_names: Iterable[str] = (),
+        exclude_types: Iterable[type[nn.Module]] = (),
+        train_channels: bool = True,
+        train_rf: bool = True,
+        train_dilation: bool = True,
+    ) -> None:
+        super().__init__(regularizer)
+        if not input_shape or any(not isinstance(d, int) or d < 1 for d in input_shape):
+            raise UsageError(f"input_shape must be positive integers without the batch size, got {input_shape!r}")
+        self.input_shape = tuple(input_shape)
+        self.seed = trace(copy.deepcopy(model), self.input_shape)
+        convert_types = tuple(exclude_types) + (() if autoconvert_layers else (nn.Conv1d, nn.Conv2d, nn.Linear))
+        convert_layers(self.seed, exclude_names, convert_types)
+        analysis = analyse(self.seed)
+        assign_maskers(self.seed, analysis, train_channels)
+        self.layer_names = list(analysis.inputs)
+        for layer in self.seed.modules():
+            if isinstance(layer, PITConv1d):
+                layer.beta_masker.trainable = train_rf and not bool(layer.beta_masker.fixed.all())
+                layer.gamma_masker.trainable = train_dilation and not bool(layer.gamma_masker.fixed.all())
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The masked network's output."""
+        return self.seed(x)
+
+    def searchable_layers(self) -> dict[str, PITLayer]:
+        """The searchable conv / linear layers by name (batch norms excluded)."""
+        layers = {name: self.seed.get_submodule(name) for name in self.layer_names}
+        return {name: layer for name, layer in layers.items() if isinstance(layer, PITLayer)}
+
+    def _cost(self, name: str) -> Tensor:
+        cost = COST_MODELS.get(name)
+        terms = [cost(layer.layer_shape()) for layer in self.searchable_layers().values()]
+        return torch.stack([torch.as_tensor(t, dtype=torch.float32) for t in terms]).sum() if terms else torch.zeros(())
+
+    def get_regularization_loss(self) -> Tensor:
+        """The differentiable cost (`regularizer`) of the binarised architecture."""
+        return self._cost(self.regularizer)
+
+    def get_size(self) -> int:
+        """Weights and biases of the searchable layers in the binarised architecture."""
+        with torch.no_grad():
+            return round(as_float(self._cost("size")))
+
+    def get_macs(self) -> int:
+        """MACs per sample of the searchable layers in the binarised architecture."""
+        with torch.no_grad():
+            return round(as_float(self._cost("macs")))
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """Every mask parameter (alpha, beta, gamma), each once."""
+        found = {id(m.theta): m.theta for m in self.modules() if isinstance(m, Masker)}
+        return list(found.values())
+
+    def arch_export(self) -> nn.Module:
+        """A plain GraphModule with the masked channels, taps and batch-norm channels removed."""
+        exported = copy.deepcopy(self.seed)
+        for name in self.layer_names:
+            set_module(exported, name, exported.get_submodule(name).export_module())
+        return exported
+
+    def arch_summary(self) -> dict[str, Any]:
+        """Per exported conv / linear layer: channels in and out, kernel and dilation; plus params and MACs."""
+        layers = [
+            {
+                "name": name,
+                "type": type(module).__name__,
+                "in": getattr(module, "in_channels", getattr(module, "in_features", None)),
+                "out": getattr(module, "out_channels", getattr(module, "out_features", None)),
+                "kernel": list(getattr(module, "kernel_size", ())),
+                "dilation": list(getattr(module, "dilation", ())),
+            }
+            for name, module in self.arch_export().named_modules()
+            if isinstance(module, EXPORTED_LAYERS)
+        ]
+        return {"layers": layers, "params": self.get_size(), "macs": self.get_macs()}
