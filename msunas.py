@@ -90,8 +90,9 @@ def build_search(cfg: SearchConfig, state: SearchState | None) -> Search:
         n_epochs=cfg.n_epochs,
         save_ckpt=cfg.save_ckpt,
         device=cfg.device,
+        systolic_array=cfg.array,
     ).validate()
-    cost_model = CostModel(SupernetConfig(n_classes=splits.n_classes, width_mult=cfg.width_mult))
+    cost_model = CostModel(SupernetConfig(n_classes=splits.n_classes, width_mult=cfg.width_mult), cfg.array)
     ctx = SearchContext(space, objectives, constraints, cost_model, seed=cfg.seed)
     algorithm = create_algorithm(
         cfg.algorithm, ctx, n_iter=cfg.n_iter, predictor=cfg.predictor, pop_size=cfg.pop_size, n_gen=cfg.n_gen

@@ -34,7 +34,12 @@ Every number is of an architecture at its own resolution `arch["r"]`, batch 1, f
     image is the input of `first_conv`. `peak_act` is the maximum over the operations; `CostModel.layers`
     lists every operation's live elements.
 
-`CostModel` computes all four analytically from closed-form per-layer formulas, cached per (block
+`latency`
+    Cycles of one image on an `s1 × s2` systolic array (`dnas.hw.systolic`, default 16 × 16): the sum over the
+    convolutions and linear layers of `ceil(k1·k2·c / s1) · ceil(f / s2) · h · w` per group (the SE convolutions
+    and the classifier included; batch norm, activations, pooling and additions cost nothing), in millions.
+
+`CostModel` computes all five analytically from closed-form per-layer formulas, cached per (block
 configuration, input size) so that thousands of calls take about a second. `measure` measures them on any
 built network (`FlopCounterMode`, a parameter sum, forward hooks, and `OFAMobileNetV3LiveTracer` for
 `peak_act`); the tests check that both agree exactly.
@@ -54,6 +59,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from dnas.hw.systolic import DEFAULT_ARRAY, SystolicArray, conv_runtime
 from search_space.base import Arch, InvalidArchitecture
 from supernets.ofa_mbv3 import SupernetConfig
 
@@ -109,9 +115,10 @@ class CostMetrics:
     macs: float
     activations: float
     peak_act: float
+    latency: float
 
     def as_dict(self) -> dict[str, float]:
-        """`{"params": .., "macs": .., "activations": .., "peak_act": ..}`."""
+        """`{"params": .., "macs": .., "activations": .., "peak_act": .., "latency": ..}`."""
         return asdict(self)
 
 
@@ -127,18 +134,20 @@ class CostCounts:
     macs: int
     activations: int
     peak_act: int | None
+    latency: int
 
     def to_metrics(self) -> CostMetrics:
         """The same numbers in millions; an unmeasured `peak_act` becomes NaN."""
         peak = math.nan if self.peak_act is None else self.peak_act / 1e6
-        return CostMetrics(self.params / 1e6, self.macs / 1e6, self.activations / 1e6, peak)
+        return CostMetrics(self.params / 1e6, self.macs / 1e6, self.activations / 1e6, peak, self.latency / 1e6)
 
 
 class LayerCost(NamedTuple):
     """One operation of the sequential execution, named after the subnet module that runs it.
 
     `output` is the element count of the operation's output tensor, `activations` its CNAS contribution and
-    `live` the elements alive while it runs (input, output and any held residual tensor).
+    `live` the elements alive while it runs (input, output and any held residual tensor), `runtime` its
+    systolic-array cycles.
     """
 
     name: str
@@ -147,6 +156,7 @@ class LayerCost(NamedTuple):
     activations: int
     output: int
     live: int
+    runtime: int = 0
 
 
 class _Part(NamedTuple):
@@ -157,6 +167,7 @@ class _Part(NamedTuple):
     macs: int
     activations: int
     peak: int
+    runtime: int
     size: int
 
 
@@ -172,40 +183,57 @@ def _part(rows: list[LayerCost], size: int) -> _Part:
         macs=sum(r.macs for r in rows),
         activations=sum(r.activations for r in rows),
         peak=max(r.live for r in rows),
+        runtime=sum(r.runtime for r in rows),
         size=size,
     )
 
 
-def _conv_bn(in_c: int, out_c: int, kernel: int, groups: int, out_size: int, bn: bool) -> tuple[int, int, int, int]:
-    """(params, macs, activations, output elements) of a bias-free conv, optionally followed by batch norm."""
+Array = tuple[int, int]
+
+
+def _conv_bn(
+    in_c: int, out_c: int, kernel: int, groups: int, out_size: int, bn: bool, array: Array
+) -> tuple[int, int, int, int, int]:
+    """(params, macs, activations, output elements, runtime) of a bias-free conv, optionally followed by BN."""
     weights = out_c * (in_c // groups) * kernel * kernel
     out = out_c * out_size * out_size
-    return weights + (2 * out_c if bn else 0), weights * out_size * out_size, out * (2 if bn else 1), out
+    runtime = conv_runtime(in_c // groups, out_c // groups, kernel * kernel, out_size * out_size, array, groups)
+    return weights + (2 * out_c if bn else 0), weights * out_size * out_size, out * (2 if bn else 1), out, runtime
 
 
 def _mbconv_rows(
-    in_c: int, out_c: int, kernel: int, stride: int, mid: int, expand: bool, use_se: bool, residual: bool, size: int
+    in_c: int,
+    out_c: int,
+    kernel: int,
+    stride: int,
+    mid: int,
+    expand: bool,
+    use_se: bool,
+    residual: bool,
+    size: int,
+    array: Array,
 ) -> tuple[list[LayerCost], int]:
     """The operations of one `ResidualBlock(MBConvLayer)` (names relative to the block) and its output size."""
     rows: list[LayerCost] = []
     held = in_c * size * size if residual else 0
     current = in_c * size * size
 
-    def op(name: str, params: int, macs: int, activations: int, out: int) -> None:
+    def op(name: str, params: int, macs: int, activations: int, out: int, runtime: int) -> None:
         nonlocal current
         extra = held if rows else 0  # the first operation's input is the held block input itself
-        rows.append(LayerCost(name, params, macs, activations, out, current + out + extra))
+        rows.append(LayerCost(name, params, macs, activations, out, current + out + extra, runtime))
         current = out
 
     if expand:
-        op("conv.inverted_bottleneck", *_conv_bn(in_c, mid, 1, 1, size, bn=True))
+        op("conv.inverted_bottleneck", *_conv_bn(in_c, mid, 1, 1, size, True, array))
     out_size = _conv_size(size, kernel, stride)
-    op("conv.depth_conv", *_conv_bn(mid, mid, kernel, mid, out_size, bn=True))
+    op("conv.depth_conv", *_conv_bn(mid, mid, kernel, mid, out_size, True, array))
     if use_se:
         se_mid = make_divisible(mid // _SE_REDUCTION, _DIVISOR)
         params = 2 * mid * se_mid + se_mid + mid  # reduce and expand 1×1 convs, both with bias
-        op("conv.depth_conv.se", params, 2 * mid * se_mid, se_mid + mid, mid * out_size * out_size)
-    op("conv.point_linear", *_conv_bn(mid, out_c, 1, 1, out_size, bn=True))
+        runtime = conv_runtime(mid, se_mid, 1, 1, array) + conv_runtime(se_mid, mid, 1, 1, array)
+        op("conv.depth_conv.se", params, 2 * mid * se_mid, se_mid + mid, mid * out_size * out_size, runtime)
+    op("conv.point_linear", *_conv_bn(mid, out_c, 1, 1, out_size, True, array))
     if residual:
         out = out_c * out_size * out_size
         rows.append(LayerCost("add", 0, 0, 0, out, 2 * out + held))
@@ -214,36 +242,40 @@ def _mbconv_rows(
 
 @lru_cache(maxsize=1 << 16)
 def _dynamic_block(
-    in_c: int, out_c: int, kernel: int, expand_ratio: int, stride: int, use_se: bool, size: int
+    in_c: int, out_c: int, kernel: int, expand_ratio: int, stride: int, use_se: bool, size: int, array: Array
 ) -> _Part:
     """An elastic block as `DynamicMBConvLayer.get_active_subnet` builds it, at input size `size`."""
     mid = make_divisible(round(in_c * expand_ratio), _DIVISOR)
     residual = stride == 1 and in_c == out_c
-    rows, out_size = _mbconv_rows(in_c, out_c, kernel, stride, mid, expand_ratio != 1, use_se, residual, size)
+    rows, out_size = _mbconv_rows(in_c, out_c, kernel, stride, mid, expand_ratio != 1, use_se, residual, size, array)
     return _part(rows, out_size)
 
 
 @lru_cache(maxsize=1 << 12)
-def _stem(stem_c: int, block0_c: int, resolution: int) -> _Part:
+def _stem(stem_c: int, block0_c: int, resolution: int, array: Array) -> _Part:
     """`first_conv` (3×3, stride 2, h-swish) and the fixed first block (MBConv, expand 1, 3×3, ReLU, no SE)."""
     size = _conv_size(resolution, _STEM_KERNEL, _STEM_STRIDE)
-    params, macs, acts, out = _conv_bn(3, stem_c, _STEM_KERNEL, 1, size, bn=True)
-    rows = [LayerCost("first_conv", params, macs, acts, out, 3 * resolution * resolution + out)]
-    block_rows, size = _mbconv_rows(stem_c, block0_c, _BLOCK0_KERNEL, 1, stem_c, False, False, stem_c == block0_c, size)
+    params, macs, acts, out, runtime = _conv_bn(3, stem_c, _STEM_KERNEL, 1, size, True, array)
+    rows = [LayerCost("first_conv", params, macs, acts, out, 3 * resolution * resolution + out, runtime)]
+    residual = stem_c == block0_c
+    block_rows, size = _mbconv_rows(stem_c, block0_c, _BLOCK0_KERNEL, 1, stem_c, False, False, residual, size, array)
     rows += [row._replace(name=f"blocks.0.{row.name}") for row in block_rows]
     return _part(rows, size)
 
 
 @lru_cache(maxsize=1 << 12)
-def _head(in_c: int, final_expand_c: int, last_c: int, n_classes: int, size: int) -> _Part:
+def _head(in_c: int, final_expand_c: int, last_c: int, n_classes: int, size: int, array: Array) -> _Part:
     """`final_expand_layer`, global average pool, `feature_mix_layer` (no BN, no bias) and the classifier."""
-    params, macs, acts, out = _conv_bn(in_c, final_expand_c, 1, 1, size, bn=True)
-    rows = [LayerCost("final_expand_layer", params, macs, acts, out, in_c * size * size + out)]
+    params, macs, acts, out, runtime = _conv_bn(in_c, final_expand_c, 1, 1, size, True, array)
+    rows = [LayerCost("final_expand_layer", params, macs, acts, out, in_c * size * size + out, runtime)]
     rows.append(LayerCost("global_avg_pool", 0, 0, 0, final_expand_c, out + final_expand_c))
-    params, macs, acts, out = _conv_bn(final_expand_c, last_c, 1, 1, 1, bn=False)
-    rows.append(LayerCost("feature_mix_layer", params, macs, acts, out, final_expand_c + out))
+    params, macs, acts, out, runtime = _conv_bn(final_expand_c, last_c, 1, 1, 1, False, array)
+    rows.append(LayerCost("feature_mix_layer", params, macs, acts, out, final_expand_c + out, runtime))
     weights = last_c * n_classes
-    rows.append(LayerCost("classifier", weights + n_classes, weights, n_classes, n_classes, last_c + n_classes))
+    runtime = conv_runtime(last_c, n_classes, 1, 1, array)
+    rows.append(
+        LayerCost("classifier", weights + n_classes, weights, n_classes, n_classes, last_c + n_classes, runtime)
+    )
     return _part(rows, 1)
 
 
@@ -257,13 +289,15 @@ class CostModel:
     """Analytic cost of the subnets of the OFA MobileNetV3 supernet described by `cfg`.
 
     `model(arch)` gives `CostMetrics`, `model.counts(arch)` the exact integers and `model.layers(arch)` the
-    per-operation table they are summed (and, for `peak_act`, maximised) from. Architectures follow the search
+    per-operation table they are summed (and, for `peak_act`, maximised) from; `latency` is on an `array` =
+    `(s1, s2)` systolic array. Architectures follow the search
     space's convention: layer `i` of stage `s` is index `s * L + i` of `ks` and `e`, with `L = len(ks) // 5`
     slots per stage (4 for the `ofa_mbv3` space), of which the first `d[s]` are used.
     """
 
-    def __init__(self, cfg: SupernetConfig) -> None:
+    def __init__(self, cfg: SupernetConfig, array: Array = DEFAULT_ARRAY) -> None:
         self.cfg = cfg
+        self.array = (int(array[0]), int(array[1]))
         widths = [make_divisible(w * cfg.width_mult, _DIVISOR) for w in _BASE_WIDTHS]
         self._stem_c, self._block0_c = widths[0], widths[1]
         self._stage_c = tuple(widths[2:])
@@ -274,19 +308,20 @@ class CostModel:
         self._ds = frozenset(cfg.d_list)
 
     def __call__(self, arch: Arch) -> CostMetrics:
-        """Params, MACs, activations and peak activations of `arch`, in millions."""
+        """Params, MACs, activations, peak activations and systolic latency of `arch`, in millions."""
         return self.counts(arch).to_metrics()
 
     def counts(self, arch: Arch) -> CostCounts:
         """The exact integer counts of `arch`."""
-        params = macs = activations = peak = 0
+        params = macs = activations = peak = runtime = 0
         for _, part in self._parts(arch):
             params += part.params
             macs += part.macs
             activations += part.activations
+            runtime += part.runtime
             if part.peak > peak:
                 peak = part.peak
-        return CostCounts(params, macs, activations, peak)
+        return CostCounts(params, macs, activations, peak, runtime)
 
     def layers(self, arch: Arch) -> list[LayerCost]:
         """Every operation of `arch` in execution order, named after the subnet's modules (`blocks.3.add`, ...)."""
@@ -295,7 +330,7 @@ class CostModel:
     def _parts(self, arch: Arch) -> Iterator[tuple[str, _Part]]:
         ks, es, ds, resolution = self._fields(arch)
         slots = len(ks) // _N_STAGES
-        stem = _stem(self._stem_c, self._block0_c, resolution)
+        stem = _stem(self._stem_c, self._block0_c, resolution, self.array)
         yield "", stem
         size, in_c, index = stem.size, self._block0_c, 1
         for s, depth in enumerate(ds):
@@ -308,10 +343,10 @@ class CostModel:
                 if e not in self._es:
                     raise InvalidArchitecture(f"e[{j}] = {e!r} is not one of {self.cfg.e_list}")
                 stride = _STAGE_STRIDES[s] if i == 0 else 1
-                block = _dynamic_block(in_c, out_c, int(k), int(e), stride, use_se, size)
+                block = _dynamic_block(in_c, out_c, int(k), int(e), stride, use_se, size, self.array)
                 yield f"blocks.{index}.", block
                 size, in_c, index = block.size, out_c, index + 1
-        yield "", _head(in_c, self._final_expand_c, self._last_c, self.cfg.n_classes, size)
+        yield "", _head(in_c, self._final_expand_c, self._last_c, self.cfg.n_classes, size, self.array)
 
     def _fields(self, arch: Arch) -> tuple[Sequence[int], Sequence[int], Sequence[int], int]:
         """`ks`, `e`, `d`, `r` of `arch` after checking shapes, depths and resolution (choices checked lazily)."""
@@ -336,13 +371,13 @@ class CostModel:
 
 
 @lru_cache(maxsize=64)
-def _cost_model(cfg: SupernetConfig) -> CostModel:
-    return CostModel(cfg)
+def _cost_model(cfg: SupernetConfig, array: Array) -> CostModel:
+    return CostModel(cfg, array)
 
 
-def compute_metrics(arch: Arch, cfg: SupernetConfig) -> CostMetrics:
-    """Analytic `CostMetrics` of `arch` on the supernet `cfg`, through a `CostModel` cached per `cfg`."""
-    return _cost_model(cfg)(arch)
+def compute_metrics(arch: Arch, cfg: SupernetConfig, array: Array = DEFAULT_ARRAY) -> CostMetrics:
+    """Analytic `CostMetrics` of `arch` on the supernet `cfg`, through a `CostModel` cached per `cfg` and array."""
+    return _cost_model(cfg, tuple(array))(arch)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -481,12 +516,13 @@ class OFAMobileNetV3LiveTracer:
         self._handles.append(layer.register_forward_hook(out))
 
 
-def measure_counts(model: nn.Module, resolution: int) -> CostCounts:
+def measure_counts(model: nn.Module, resolution: int, array: Array = DEFAULT_ARRAY) -> CostCounts:
     """Exact counts measured on a built network with a batch-1 `resolution`² forward pass (eval mode, no grad).
 
     `params` is the plain parameter sum, `macs` `FlopCounterMode` FLOPs / 2, `activations` the CNAS forward-hook
-    sum and `peak_act` the `OFAMobileNetV3LiveTracer` peak, or None when `model` is not a static ofa
-    MobileNetV3. The model's train/eval mode is restored afterwards.
+    sum, `peak_act` the `OFAMobileNetV3LiveTracer` peak, or None when `model` is not a static ofa
+    MobileNetV3, and `latency` `dnas.hw.systolic`'s hook-based sum over the executed conv / linear layers. The
+    model's train/eval mode is restored afterwards.
     """
     params = sum(p.numel() for p in model.parameters())
     first = next(model.parameters(), None)
@@ -510,9 +546,10 @@ def measure_counts(model: nn.Module, resolution: int) -> CostCounts:
             peak = tracer.peak if tracer is not None else None
     finally:
         model.train(was_training)
-    return CostCounts(params, flops.get_total_flops() // 2, acts.total, peak)
+    latency = SystolicArray(*array).latency(model, (3, resolution, resolution))
+    return CostCounts(params, flops.get_total_flops() // 2, acts.total, peak, latency)
 
 
-def measure(model: nn.Module, resolution: int) -> CostMetrics:
+def measure(model: nn.Module, resolution: int, array: Array = DEFAULT_ARRAY) -> CostMetrics:
     """`measure_counts` in millions (`peak_act` NaN for networks that are not static ofa MobileNetV3s)."""
-    return measure_counts(model, resolution).to_metrics()
+    return measure_counts(model, resolution, array).to_metrics()

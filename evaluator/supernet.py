@@ -16,6 +16,7 @@ from pathlib import Path
 from torch import nn
 
 from data import DatasetSplits, create_dataset
+from dnas.hw.systolic import DEFAULT_ARRAY
 from evaluator.base import EvalResult, Evaluator, write_result
 from evaluator.metrics import CostModel
 from evaluator.registry import register_evaluator
@@ -55,6 +56,7 @@ class SupernetEvalConfig:
     save_ckpt: bool = False
     device: str = "auto"
     num_workers: int = 0
+    systolic_array: tuple[int, int] = DEFAULT_ARRAY
 
     def validate(self) -> SupernetEvalConfig:
         """`self` after checking the values a user may get wrong."""
@@ -82,7 +84,7 @@ class SupernetEvaluator(Evaluator):
         self.supernet_config = SupernetConfig(n_classes=self.splits.n_classes, width_mult=config.width_mult)
         self.supernet = load_supernet_weights(build_supernet(self.supernet_config), config.supernet_path)
         self.supernet.to(self.device).eval()
-        self.cost_model = CostModel(self.supernet_config)
+        self.cost_model = CostModel(self.supernet_config, config.systolic_array)
         self.space = OFAMobileNetV3Space(lr=8, ur=1024, rstep=1)  # any resolution the supernet can run
 
     def evaluate(self, archs: Sequence[Arch], out_dirs: Sequence[str | os.PathLike[str]]) -> list[EvalResult]:
@@ -105,7 +107,7 @@ class SupernetEvaluator(Evaluator):
                 params=costs.params,
                 macs=costs.macs,
                 activations=costs.activations,
-                extras={"peak_act": costs.peak_act},
+                extras={"peak_act": costs.peak_act, "latency": costs.latency},
                 wall_time_s=time.perf_counter() - start,
             )
             if self.config.save_ckpt:

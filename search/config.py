@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -49,6 +50,7 @@ class SearchConfig:
     wm: float = 1 / 40
     wa: float = 1.0
     penalty: float = 1e10
+    systolic_array: str = "16x16"
     n_epochs: int = 0
     n_bn_cal: int = 500
     save_ckpt: bool = False
@@ -69,11 +71,21 @@ class SearchConfig:
             (self.pop_size >= 2 and self.n_gen >= 1, "--pop_size must be >= 2 and --n_gen >= 1"),
             (self.n_epochs >= 0 and self.n_bn_cal >= 1, "--n_epochs must be >= 0 and --n_bn_cal >= 1"),
             (self.penalty >= 0, "--penalty must be >= 0"),
+            (
+                re.fullmatch(r"[1-9]\d*x[1-9]\d*", self.systolic_array) is not None,
+                f"--systolic_array must be ROWSxCOLS with positive integers, like 16x16; got {self.systolic_array!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
         return self
+
+    @property
+    def array(self) -> tuple[int, int]:
+        """`--systolic_array` as `(s1, s2)`: the array the `latency` objective is counted on."""
+        rows, cols = self.systolic_array.split("x")
+        return int(rows), int(cols)
 
     @property
     def objectives(self) -> tuple[str, ...]:
@@ -130,7 +142,7 @@ HELP = {
     "resume": "continue from save/iter_{k}.stats",
     "seed": "fixes every random source",
     "algorithm": "msunas (surrogate-assisted), nsga2 (every offspring evaluated) or random",
-    "sec_obj": "second objective: params, macs, activations, peak_act, tiny_ml; none (default) = top-1 only",
+    "sec_obj": "second objective: params, macs, activations, peak_act, latency, tiny_ml; none (default) = top-1 only",
     "iterations": "search iterations after the initial design",
     "n_doe": "initial design size (smallest and largest included)",
     "n_iter": "candidates evaluated per iteration",
@@ -156,6 +168,7 @@ HELP = {
     "wm": "tiny_ml weight of MACs",
     "wa": "tiny_ml weight of activations",
     "penalty": "tiny_ml penalty factor",
+    "systolic_array": "systolic array (s1xs2) the latency objective counts cycles on (dnas/hw/systolic.py)",
     "n_epochs": "fine-tuning epochs per evaluation (0: inherited weights only)",
     "n_bn_cal": "training images for batch-norm recalibration",
     "save_ckpt": "write ckpt.pth for every evaluated architecture",

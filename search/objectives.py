@@ -107,6 +107,7 @@ for _key, _label in (
     ("macs", "MACs (M)"),
     ("activations", "activations (M)"),
     ("peak_act", "peak activations (M)"),
+    ("latency", "systolic-array latency (M cycles)"),
 ):
     register_objective(_key)(_cost(_key, _label))
 

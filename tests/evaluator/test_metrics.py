@@ -99,8 +99,8 @@ def test_wider_supernet_with_100_classes():
 
 
 PINNED = {  # n_classes=10, width 1.0, r=32; verified against measure() on the extracted subnets
-    "smallest": CostCounts(params=2_142_602, macs=3_935_184, activations=133_690, peak_act=16_384),
-    "largest": CostCounts(params=6_396_570, macs=15_198_240, activations=393_242, peak_act=30_720),
+    "smallest": CostCounts(params=2_142_602, macs=3_935_184, activations=133_690, peak_act=16_384, latency=35_330),
+    "largest": CostCounts(params=6_396_570, macs=15_198_240, activations=393_242, peak_act=30_720, latency=325_254),
 }
 
 
@@ -192,8 +192,23 @@ def test_compute_metrics_uses_the_config(cost_model):
 
 
 def test_metrics_as_dict():
-    metrics = CostMetrics(params=1.5, macs=2.0, activations=3.0, peak_act=0.25)
-    assert metrics.as_dict() == {"params": 1.5, "macs": 2.0, "activations": 3.0, "peak_act": 0.25}
+    metrics = CostMetrics(params=1.5, macs=2.0, activations=3.0, peak_act=0.25, latency=0.5)
+    assert metrics.as_dict() == {"params": 1.5, "macs": 2.0, "activations": 3.0, "peak_act": 0.25, "latency": 0.5}
+
+
+@pytest.mark.parametrize("array", [(8, 8), (32, 16), (1, 1)])
+def test_latency_on_other_arrays_equals_the_hook_measurement(supernet, array):
+    model = CostModel(CFG, array=array)
+    for arch in (at(ARCHS[1], 24), at(ARCHS[4], 40)):
+        measured = measure_counts(extract_subnet(supernet, arch), arch["r"], array)
+        assert model.counts(arch).latency == measured.latency
+    assert compute_metrics(ARCHS[1], CFG, array) == model(ARCHS[1])
+
+
+def test_latency_is_not_monotonic_in_width():
+    """On a 16x16 array, 16 output channels cost one column pass and 17 cost two: MACs grow 6 %, latency 2x."""
+    lat = {c: measure_counts(nn.Sequential(nn.Conv2d(3, c, 1)), 8).latency for c in (8, 16, 17)}
+    assert lat == {8: 64, 16: 64, 17: 128}
 
 
 @pytest.mark.parametrize(
@@ -235,6 +250,8 @@ def test_measure_on_a_plain_network():
     assert counts.macs == 8 * 27 * 64 + 128 * 5
     assert counts.activations == 8 * 64 + 8 * 64 + 8 * 16 + 128 + 5
     assert counts.peak_act is None
+    assert counts.latency == 2 * 1 * 64 + 8 * 1 * 1  # ceil(27/16)·ceil(8/16)·8² + ceil(128/16)·ceil(5/16)
+    assert measure_counts(net, 8, (8, 8)).latency == 4 * 1 * 64 + 16 * 1 * 1
     assert math.isnan(measure(net, 8).peak_act)
     with pytest.raises(TypeError):
         OFAMobileNetV3LiveTracer(net)

@@ -59,11 +59,11 @@ def test_results_and_files(sequential_results, archs):
             expected.macs,
             expected.activations,
         )
-        assert result.extras == {"peak_act": expected.peak_act}
+        assert result.extras == {"peak_act": expected.peak_act, "latency": expected.latency}
         assert json.loads((out / f"{out.name}.subnet").read_text()) == arch
         stats = json.loads((out / f"{out.name}.stats").read_text())
         assert stats["top1"] == result.top1 and stats["params"] == result.params and stats["status"] == "ok"
-        assert set(stats) >= {"top1", "params", "macs", "activations", "peak_act"}
+        assert set(stats) >= {"top1", "params", "macs", "activations", "peak_act", "latency"}
         assert not (out / "ckpt.pth").exists()
 
 

@@ -6,7 +6,9 @@ import pytest
 
 import evaluator.supernet as supernet_module
 import msunas
+from evaluator.metrics import CostModel
 from search.loop import Search, SearchState
+from supernets.ofa_mbv3 import SupernetConfig
 from utils.cli import run_cli
 
 
@@ -166,6 +168,14 @@ def test_constraints_keep_violators_off_the_front(weights, tmp_path):
     assert sum(e["stats"]["macs"] <= 8 for e in later) >= len(later) - 1
 
 
+def test_latency_objective_on_the_chosen_systolic_array(weights, tmp_path):
+    stats = run(weights, tmp_path / "run", "--sec_obj", "latency", "--systolic_array", "8x8")
+    cost = CostModel(SupernetConfig(n_classes=10), array=(8, 8))
+    for arch, _err, latency in stats["archive"]:
+        assert latency == pytest.approx(cost(arch).latency)
+    assert all(e["stats"]["latency"] == pytest.approx(cost(e["arch"]).latency) for e in stats["evaluations"]["entries"])
+
+
 def test_single_objective_without_sec_obj(weights, tmp_path, capsys):
     stats = run(weights, tmp_path / "run")
     assert stats["objectives"] == ["top1"]
@@ -202,6 +212,7 @@ def test_patience_stops_on_a_flat_hypervolume():
         (["--n_iter", "abc"], "invalid int value"),
         (["--dataset", "cifar10", "--data", "/nonexistent"], "/nonexistent"),
         (["--n_classes", "7"], "--n_classes 7 but dataset digits has 10"),
+        (["--systolic_array", "16by16"], "--systolic_array must be ROWSxCOLS"),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(weights, tmp_path, capsys, extra, message):
