@@ -118,8 +118,8 @@ def test_fine_tunes_selects_on_validation_and_tests_once(net_dir, accuracy_calls
     assert [h["epoch"] for h in stats["history"]] == [0, 1, 2] and stats["history"][0]["train_loss"] is None
     assert stats["epochs"] == 2 and stats["seed"] == 0 and stats["init"] == str(net_dir / "net.inherited")
     assert stats["config"]["lr"] == 0.05 and stats["config"]["export"] == "onnx"
-    costs = CostModel(SupernetConfig()).__call__(ARCH)
-    assert {k: stats[k] for k in ("params", "macs", "activations", "peak_act")} == costs.as_dict()
+    costs = CostModel(SupernetConfig())(ARCH)
+    assert {k: stats[k] for k in ("params", "macs", "activations", "peak_act", "latency")} == costs.as_dict()
     model = network(ckpt)
     splits = train.create_dataset("digits")
     assert stats["test_top1"] == accuracy(model, splits, "test", 16)  # measured on the saved (selected) weights
