@@ -32,9 +32,9 @@ from data import DatasetSplits, create_dataset, list_datasets
 from deploy import export_model, list_formats
 from evaluator.metrics import CostModel
 from search_space.base import Arch
-from search_space.ofa_mbv3 import OFAMobileNetV3Space
+from search_space.ofa_mbv3 import any_resolution_space
 from supernets.bn import recalibrate_bn
-from supernets.checkpoint import cpu_state_dict, read_checkpoint, state_dict_of
+from supernets.checkpoint import cpu_state_dict, read_checkpoint, state_dict_of, subnet_checkpoint
 from supernets.evaluate import accuracy, calibration_images
 from supernets.finetune import FineTuneConfig, FineTuner
 from supernets.ofa_mbv3 import SupernetConfig, build_supernet, extract_subnet
@@ -108,17 +108,7 @@ class NetTrainConfig:
 
     def finetune_config(self) -> FineTuneConfig:
         """The settings of the shared fine-tuning loop (mixed precision on CUDA)."""
-        return FineTuneConfig(
-            epochs=self.epochs,
-            lr=self.lr,
-            momentum=self.momentum,
-            weight_decay=self.weight_decay,
-            label_smoothing=self.label_smoothing,
-            batch_size=self.batch_size,
-            seed=self.seed,
-            mixed_precision=True,
-            num_workers=self.num_workers,
-        )
+        return FineTuneConfig.from_settings(self, mixed_precision=True)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly record, stored in `net.stats` and in the training checkpoint."""
@@ -175,7 +165,7 @@ def read_subnet(path: Path) -> Arch:
 def _validate_arch(arch: Any, source: str) -> Arch:
     """`arch` in canonical form (any resolution the supernet can run); invalid ones name `source`."""
     try:
-        return OFAMobileNetV3Space(lr=8, ur=1024, rstep=1).validate(arch)
+        return any_resolution_space().validate(arch)
     except UsageError as err:
         raise type(err)(f"{source}: {err}") from None
 
@@ -372,10 +362,7 @@ class NetTrainer:
         atomic_torch_save(
             self.paths.checkpoint,
             {
-                "state_dict": cpu_state_dict(self.model),
-                "arch": self.arch,
-                "n_classes": self.n_classes,
-                "width_mult": self.width_mult,
+                **subnet_checkpoint(self.model, self.arch, self.n_classes, self.width_mult),
                 "init": self.init,
                 "finetune": self.tuner.state_dict(),
                 "best": self.best,
@@ -438,15 +425,7 @@ class NetTrainer:
         if self.cfg.export:
             path = export_model(self.cfg.export, self.model, self.paths.export(self.cfg.export), self.arch["r"])
             log.info("exported %s", path)
-        atomic_torch_save(
-            self.paths.ckpt,
-            {
-                "state_dict": cpu_state_dict(self.model),
-                "arch": self.arch,
-                "n_classes": self.n_classes,
-                "width_mult": self.width_mult,
-            },
-        )
+        atomic_torch_save(self.paths.ckpt, subnet_checkpoint(self.model, self.arch, self.n_classes, self.width_mult))
         write_json(self.paths.stats, stats)
         log.info(
             "%s: valid top-1 %.2f%% (selected: epoch %d of %d), test top-1 %.2f%% (measured once, on the selected "

@@ -21,7 +21,7 @@ from evaluator.base import EvalResult, Evaluator, write_result
 from evaluator.metrics import CostModel
 from evaluator.registry import register_evaluator
 from search_space.base import Arch
-from search_space.ofa_mbv3 import OFAMobileNetV3Space
+from search_space.ofa_mbv3 import any_resolution_space
 from supernets.bn import recalibrate_bn
 from supernets.checkpoint import cpu_state_dict, load_supernet_weights
 from supernets.evaluate import accuracy, calibration_images
@@ -85,7 +85,7 @@ class SupernetEvaluator(Evaluator):
         self.supernet = load_supernet_weights(build_supernet(self.supernet_config), config.supernet_path)
         self.supernet.to(self.device).eval()
         self.cost_model = CostModel(self.supernet_config, config.systolic_array)
-        self.space = OFAMobileNetV3Space(lr=8, ur=1024, rstep=1)  # any resolution the supernet can run
+        self.space = any_resolution_space()
 
     def evaluate(self, archs: Sequence[Arch], out_dirs: Sequence[str | os.PathLike[str]]) -> list[EvalResult]:
         """Evaluate each architecture in turn; a failure is recorded and the rest of the batch goes on."""
@@ -150,16 +150,5 @@ class SupernetEvaluator(Evaluator):
 
     def _fine_tune(self, subnet: nn.Module, arch: Arch, seed: int) -> None:
         """The shared fine-tuning loop on the training split, in full precision (the evaluator's numbers unchanged)."""
-        cfg = self.config
-        tune = FineTuneConfig(
-            epochs=cfg.n_epochs,
-            lr=cfg.lr,
-            momentum=cfg.momentum,
-            weight_decay=cfg.weight_decay,
-            label_smoothing=cfg.label_smoothing,
-            batch_size=cfg.batch_size,
-            seed=seed,
-            mixed_precision=False,
-            num_workers=cfg.num_workers,
-        )
+        tune = FineTuneConfig.from_settings(self.config, epochs=self.config.n_epochs, seed=seed, mixed_precision=False)
         fine_tune(subnet, self.splits, arch["r"], tune, self.device)

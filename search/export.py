@@ -25,7 +25,7 @@ from search.files import entry_row
 from search.objectives import objective_matrix
 from search.plots import plot_front
 from search.selection import Front
-from supernets.checkpoint import cpu_state_dict, load_supernet_weights
+from supernets.checkpoint import load_supernet_weights, subnet_checkpoint
 from supernets.default import default_weights_path
 from supernets.ofa_mbv3 import SupernetConfig, build_supernet, extract_subnet
 from utils.errors import UsageError
@@ -66,13 +66,7 @@ class Inheritance:
     def write(self, path: Path, arch: dict[str, object]) -> Path:
         """`net.inherited` for `arch`: its extracted subnet's weights and what is needed to rebuild it."""
         subnet = extract_subnet(self.supernet, arch)
-        record = {
-            "state_dict": cpu_state_dict(subnet),
-            "arch": arch,
-            "n_classes": self.n_classes,
-            "width_mult": self.width_mult,
-        }
-        return atomic_torch_save(path, record)
+        return atomic_torch_save(path, subnet_checkpoint(subnet, arch, self.n_classes, self.width_mult))
 
 
 def load_inheritance(supernet_path: str | None, search: SearchConfig) -> Inheritance | None:

@@ -76,6 +76,13 @@ def cpu_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}
 
 
+def subnet_checkpoint(
+    subnet: nn.Module, arch: dict[str, object], n_classes: int, width_mult: float
+) -> dict[str, object]:
+    """The record of a static subnet's weights and what rebuilds it: `net.inherited` and train.py's `ckpt.pth`."""
+    return {"state_dict": cpu_state_dict(subnet), "arch": arch, "n_classes": n_classes, "width_mult": width_mult}
+
+
 def save_supernet_weights(supernet: nn.Module, path: str | os.PathLike[str]) -> Path:
     """Write `supernet`'s weights in OFA's released format, atomically."""
     return atomic_torch_save(path, {"state_dict": cpu_state_dict(supernet)})

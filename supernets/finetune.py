@@ -10,7 +10,7 @@ global torch random state is left as it was.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,12 @@ class FineTuneConfig:
     seed: int = 0
     mixed_precision: bool = True  # only takes effect on CUDA
     num_workers: int = 0
+
+    @classmethod
+    def from_settings(cls, settings: object, **overrides: Any) -> FineTuneConfig:
+        """The fine-tuning fields of `settings` (a config with attributes of the same names); `overrides` win."""
+        names = [f.name for f in fields(cls) if f.name not in overrides]
+        return cls(**{name: getattr(settings, name) for name in names}, **overrides)
 
 
 class FineTuner:
