@@ -59,6 +59,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from dnas.hw.costs import conv_macs, conv_params
 from dnas.hw.systolic import DEFAULT_ARRAY, SystolicArray, conv_runtime
 from search_space.base import Arch, InvalidArchitecture
 from supernets.ofa_mbv3 import SupernetConfig
@@ -195,10 +196,12 @@ def _conv_bn(
     in_c: int, out_c: int, kernel: int, groups: int, out_size: int, bn: bool, array: Array
 ) -> tuple[int, int, int, int, int]:
     """(params, macs, activations, output elements, runtime) of a bias-free conv, optionally followed by BN."""
-    weights = out_c * (in_c // groups) * kernel * kernel
-    out = out_c * out_size * out_size
-    runtime = conv_runtime(in_c // groups, out_c // groups, kernel * kernel, out_size * out_size, array, groups)
-    return weights + (2 * out_c if bn else 0), weights * out_size * out_size, out * (2 if bn else 1), out, runtime
+    taps, positions = kernel * kernel, out_size * out_size
+    weights = conv_params(in_c // groups, out_c, taps, bias=False)
+    macs = conv_macs(in_c // groups, out_c, taps, positions)
+    out = out_c * positions
+    runtime = conv_runtime(in_c // groups, out_c // groups, taps, positions, array, groups)
+    return weights + (2 * out_c if bn else 0), macs, out * (2 if bn else 1), out, runtime
 
 
 def _mbconv_rows(
