@@ -16,16 +16,13 @@ from pathlib import Path
 import pandas as pd
 
 from data import create_dataset
-from evaluator import EvaluatorSpec, create_backend
-from evaluator.metrics import CostModel
-from evaluator.supernet import SupernetEvalConfig
+from evaluator import EVALUATORS, EvaluatorSpec, create_backend
 from search.algorithms import SearchContext, create_algorithm
 from search.archive import Archive
 from search.config import SearchConfig, parse_config
-from search.files import CONFIG_FILE, read_resume
-from search.loop import Search, SearchState, check_save_folder
-from supernets.default import default_supernet
-from supernets.ofa_mbv3 import SupernetConfig
+from search.files import CONFIG_FILE
+from search.loop import Search, check_save_folder
+from search.state import SearchState, read_record
 from utils.cli import run_cli
 from utils.errors import UsageError
 from utils.io import write_json
@@ -34,25 +31,13 @@ from utils.seed import seed_everything
 log = logging.getLogger("msunas")
 
 
-def resolve_supernet(cfg: SearchConfig) -> str:
-    """`--supernet_path`, or for the embedded dataset the default supernet (trained on first use)."""
-    if cfg.supernet_path:
-        return cfg.supernet_path
-    if cfg.dataset != "digits" or cfg.width_mult != 1.0:
-        raise UsageError(
-            f"--supernet_path is required for --dataset {cfg.dataset} (train one: python -m supernets.train)"
-        )
-    return str(default_supernet(device=cfg.device))
-
-
 def prepare(cfg: SearchConfig) -> tuple[SearchConfig, SearchState | None]:
     """Check the `--save`/`--resume` situation; returns the effective config and a resumed state (if any)."""
     if cfg.resume is None:
         check_save_folder(cfg)
         return cfg, None
-    save = Path(cfg.resume).parent
-    record, archive = read_resume(cfg.resume, cfg.space())
-    cfg = dataclasses.replace(cfg, save=str(save))
+    record = read_record(cfg.resume)
+    cfg = dataclasses.replace(cfg, save=str(Path(cfg.resume).parent))
     stored = record["config"]
     changed = [k for k in cfg.differences(stored) if k != "save"]
     if changed:
@@ -60,15 +45,7 @@ def prepare(cfg: SearchConfig) -> tuple[SearchConfig, SearchState | None]:
             f"--resume {cfg.resume} was written with other settings: "
             + ", ".join(f"--{k} {stored.get(k)!r} (now {getattr(cfg, k)!r})" for k in changed)
         )
-    state = SearchState(
-        archive=archive,
-        iteration=int(record["iteration"]),
-        ref_point=record["ref_point"],
-        hv_history=list(record["hv_history"]),
-        n_evals=list(record.get("n_evals", [])),
-        surrogate=dict(record.get("surrogate", {})),
-    )
-    return cfg, state
+    return cfg, SearchState.from_record(record, cfg.space(), cfg.resume)
 
 
 def build_search(cfg: SearchConfig, state: SearchState | None) -> Search:
@@ -79,27 +56,16 @@ def build_search(cfg: SearchConfig, state: SearchState | None) -> Search:
     splits = create_dataset(cfg.dataset, data=cfg.data, vld_size=cfg.vld_size, seed=cfg.seed)
     if cfg.n_classes is not None and cfg.n_classes != splits.n_classes:
         raise UsageError(f"--n_classes {cfg.n_classes} but dataset {cfg.dataset} has {splits.n_classes} classes")
-    eval_config = SupernetEvalConfig(
-        supernet_path=resolve_supernet(cfg),
-        dataset=cfg.dataset,
-        data=cfg.data,
-        vld_size=cfg.vld_size,
-        seed=cfg.seed,
-        width_mult=cfg.width_mult,
-        n_bn_cal=cfg.n_bn_cal,
-        n_epochs=cfg.n_epochs,
-        save_ckpt=cfg.save_ckpt,
-        device=cfg.device,
-        systolic_array=cfg.array,
-    ).validate()
-    cost_model = CostModel(SupernetConfig(n_classes=splits.n_classes, width_mult=cfg.width_mult), cfg.array)
-    ctx = SearchContext(space, objectives, constraints, cost_model, seed=cfg.seed)
+    evaluator = EVALUATORS.get(cfg.evaluator_name)
+    spec = EvaluatorSpec(cfg.evaluator_name, evaluator.arguments(cfg))
+    costs = space.cost_function(splits.n_classes, cfg.width_mult, cfg.array)
+    ctx = SearchContext(space, objectives, constraints, costs, seed=cfg.seed)
     algorithm = create_algorithm(
         cfg.algorithm, ctx, n_iter=cfg.n_iter, predictor=cfg.predictor, pop_size=cfg.pop_size, n_gen=cfg.n_gen
     )
     backend = create_backend(
         cfg.backend,
-        EvaluatorSpec("supernet", {"config": eval_config}),
+        spec,
         n_workers=cfg.n_workers,
         n_gpus=cfg.n_gpus,
         gpu=cfg.gpu,
@@ -114,19 +80,20 @@ def front_table(search: Search) -> pd.DataFrame:
         rows = list(search.ctx.front(archive))
     else:
         rows = sorted(range(len(archive)), key=lambda i: -archive.entries[i].stats["top1"])[:5]
+    sec_obj = search.config.sec_obj
+    costs = dict.fromkeys(("params", "macs", "activations", *([sec_obj] if sec_obj else [])))
     table = pd.DataFrame(
         [
             {
                 "iter": archive.entries[i].iteration,
                 "top1": archive.entries[i].stats["top1"],
-                **{k: archive.entries[i].stats.get(k) for k in ("params", "macs", "activations")},
-                "r": archive.entries[i].arch["r"],
-                "d": "".join(str(d) for d in archive.entries[i].arch["d"]),
+                **{k: archive.entries[i].stats.get(k) for k in costs},
+                "arch": search.ctx.space.summary(archive.entries[i].arch),
             }
             for i in rows
         ]
     )
-    return table.sort_values("macs" if search.config.sec_obj else "top1", ascending=bool(search.config.sec_obj))
+    return table.sort_values(sec_obj or "top1", ascending=bool(sec_obj))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,7 @@ python post_search.py --save results/run/final --expr results/run --get_archive 
 
 Each choice goes to `SAVE/net-{prefer}_{rank}/` (`net.subnet`, `net.stats`, `ckpt.pth` if the search saved one,
 `net.inherited` from the supernet); the most accurate network is always offered too, as `net-top1_0`. How each
-`--prefer` chooses is described in `search/selection.py`. Everything is checked before anything is written.
+`--prefer` chooses is described in `postsearch/selection.py`. Everything is checked before anything is written.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from search.export import load_inheritance, name_choices, write_choice, write_plot, write_tables
-from search.files import find_net_folder, read_search
-from search.selection import build_front, choose, create_chooser, with_exits
+from postsearch.export import load_inheritance, name_choices, write_choice, write_plot, write_tables
+from postsearch.finished import read_search
+from postsearch.selection import build_front, choose, create_chooser, with_exits
+from search.files import find_net_folder
 from utils.cli import ArgumentParser, dataclass_from_args, run_cli
 from utils.errors import UsageError
 

@@ -35,7 +35,7 @@ class MemberScore:
         return self.tau_mean - self.tau_std
 
 
-@register_predictor("as", "adaptive")
+@register_predictor("as", "adaptive", help="adaptive switching: the best of the others by cross-validated tau")
 class AdaptiveSwitching(Predictor):
     """Cross-validates every predictor of `pool` and keeps the one with the best mean − std of per-fold tau."""
 

@@ -20,7 +20,7 @@ from acc_predictor.base import Predictor
 from acc_predictor.registry import register_predictor
 
 
-@register_predictor("carts")
+@register_predictor("carts", help="random forest of regression trees")
 class CARTsPredictor(Predictor):
     """Random forest of `n_estimators` bootstrapped regression trees over `max_features` of the genes per split."""
 

@@ -44,7 +44,7 @@ MAX_ITER = 200
 """L-BFGS-B iterations per start; the likelihood has flattened long before on the problems we tried."""
 
 
-@register_predictor("gp")
+@register_predictor("gp", help="Gaussian process (ARD Matérn-5/2)")
 class GPPredictor(Predictor):
     """Gaussian process with an ARD Matérn-5/2 plus white-noise kernel, fitted by marginal likelihood."""
 

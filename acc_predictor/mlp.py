@@ -35,7 +35,7 @@ from acc_predictor.registry import register_predictor
 ENCODINGS = ("scaled", "onehot")
 
 
-@register_predictor("mlp")
+@register_predictor("mlp", help="two-hidden-layer perceptron")
 class MLPPredictor(Predictor):
     """Two-hidden-layer ReLU perceptron with dropout, trained with Adam and early stopping on a 20 % hold-out."""
 

@@ -34,7 +34,7 @@ RANK_RTOL = 1e-8
 """Singular values below this fraction of the largest count as directions the data does not span."""
 
 
-@register_predictor("rbf")
+@register_predictor("rbf", help="cubic radial basis functions (pySOT)")
 class RBFPredictor(Predictor):
     """Cubic RBF interpolant with a linear tail (pySOT), on genomes scaled to the unit box by the bounds."""
 

@@ -10,18 +10,16 @@ from acc_predictor.base import Predictor
 from utils.registry import Registry
 
 PREDICTORS: Registry[Predictor] = Registry("predictor")
-_PRIMARY: list[str] = []
 
 
-def register_predictor(name: str, *aliases: str) -> Callable[[type[Predictor]], type[Predictor]]:
-    """Class decorator recording a predictor under `name` (and aliases); the class's `name` must agree."""
-    register = PREDICTORS.register(name, *aliases)
+def register_predictor(name: str, *aliases: str, **meta: object) -> Callable[[type[Predictor]], type[Predictor]]:
+    """Class decorator recording a predictor under `name` (aliases, metadata); the class's `name` must agree."""
+    register = PREDICTORS.register(name, *aliases, **meta)
 
     def decorator(cls: type[Predictor]) -> type[Predictor]:
         if cls.name != name:
             raise ValueError(f"predictor class {cls.__name__} has name {cls.name!r} but is registered as {name!r}")
         register(cls)
-        _PRIMARY.append(name)
         return cls
 
     return decorator
@@ -37,4 +35,4 @@ def create_predictor(name: str, *, xl: np.ndarray, xu: np.ndarray, seed: int = 0
 
 def list_predictors(aliases: bool = False) -> list[str]:
     """Registered predictor names, sorted; aliases (such as "adaptive" for "as") only when asked."""
-    return PREDICTORS.names() if aliases else sorted(_PRIMARY)
+    return PREDICTORS.names(aliases)

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from bench.report import machine, markdown_table, publish
 from data import batches, create_dataset
-from dnas.darts import DartsSearchConfig, measure, search
+from dnas.darts import DartsSearchConfig, measure, optimization_modes, search
 from dnas.darts.train_cnn_search import evaluate
 from utils.cli import run_cli
 from utils.seed import seed_everything
@@ -176,7 +176,13 @@ def ratio(row: dict[str, Any], reference: dict[str, Any] | None, key: str) -> st
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    parser.add_argument("--modes", nargs="+", default=["none", "Memory", "Compute"])
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["none", "Memory", "Compute"],
+        choices=optimization_modes(),
+        help="nas_optimization_mode: none, Memory (params), Compute (macs) or an hw cost model",
+    )
     parser.add_argument("--unrolled_modes", nargs="*", default=["none"], help="also searched unrolled")
     parser.add_argument("--epochs", type=int, default=5, help="search epochs (nas_budget)")
     parser.add_argument("--final_epochs", type=int, default=8)

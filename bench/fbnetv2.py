@@ -22,7 +22,7 @@ from typing import Any
 from bench.report import machine, markdown_table, publish
 from data import create_dataset
 from dnas.fbnetv2 import FBNetV2, SearchConfig, lenet_arch_def, search
-from dnas.hw import SystolicArray, systolic_latency
+from hw import SystolicArray, systolic_latency
 from utils.cli import run_cli
 
 logger = logging.getLogger("bench.fbnetv2")

@@ -29,6 +29,7 @@ from data import DatasetSplits, batches, create_dataset
 from data.fashion_mnist import DEFAULT_ROOT
 from dnas.models import create_tiny_model
 from dnas.pit import PIT
+from hw import COST_MODELS, list_cost_models
 from utils.cli import run_cli
 from utils.device import resolve_device
 from utils.seed import seed_everything
@@ -112,7 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pit_epochs", type=int, default=3)
     parser.add_argument("--ft_epochs", type=int, default=2)
     parser.add_argument("--strengths", type=float, nargs="+", default=[0.03, 0.1, 0.3, 1.0])
-    parser.add_argument("--regularizer", default="size", choices=["size", "macs"])
+    parser.add_argument(
+        "--regularizer", default="size", choices=list_cost_models(), help=f"hw cost model: {COST_MODELS.describe()}"
+    )
     parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate of the weights")
     parser.add_argument("--mask_lr", type=float, default=1e-2, help="Adam learning rate of the masks")
     parser.add_argument("--seed", type=int, default=0)

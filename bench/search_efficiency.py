@@ -26,29 +26,36 @@ import numpy as np
 from bench.report import card_space, machine, markdown_table, publish
 from evaluator.backends import EvaluatorSpec, create_backend
 from evaluator.base import EvalResult, Evaluator
-from evaluator.metrics import CostModel
-from evaluator.registry import register_evaluator
+from evaluator.registry import EVALUATORS
 from search.algorithms import SearchContext, create_algorithm
 from search.archive import Archive
 from search.config import SearchConfig
-from search.loop import Search, SearchState
+from search.loop import Search
 from search.objectives import create_objective
 from search.pareto import hypervolume, non_dominated, reference_point
 from search.plots import plot_hypervolume
+from search.state import SearchState
 from search_space.base import Arch
 from search_space.ofa_mbv3 import OFAMobileNetV3Space
-from supernets.ofa_mbv3 import SupernetConfig
 from utils.cli import ArgumentParser, run_cli
+from utils.errors import UsageError
 
 log = logging.getLogger(__name__)
 ALGORITHMS = ("msunas", "nsga2", "random")
 
 
-@register_evaluator("pool")
 class PoolEvaluator(Evaluator):
-    """Table look-up: a proposal is answered by the nearest pool member not yet handed out."""
+    """Table look-up: a proposal is answered by the nearest pool member not yet handed out.
+
+    Registered as `pool` only while a benchmark search runs (`run_one`), so it never reaches the product's CLI.
+    """
 
     name = "pool"
+
+    @classmethod
+    def arguments(cls, search: SearchConfig) -> dict[str, object]:
+        """Not buildable from search flags: the benchmark hands it its table."""
+        raise UsageError("the pool evaluator is built by bench/search_efficiency.py from a ground-truth table")
 
     def __init__(self, table: dict[str, Any], space: OFAMobileNetV3Space) -> None:
         self.space = space
@@ -98,7 +105,7 @@ def run_one(algorithm: str, seed: int, table: dict[str, Any], args: Any, workdir
         predictor=args.predictor,
     )
     objectives = [create_objective("top1"), create_objective("macs")]
-    cost = CostModel(SupernetConfig(n_classes=card["supernet"]["n_classes"], width_mult=card["supernet"]["width_mult"]))
+    cost = space.cost_function(card["supernet"]["n_classes"], card["supernet"]["width_mult"])
     ctx = SearchContext(space, objectives, [], cost, seed=seed)
     algo = create_algorithm(
         algorithm, ctx, n_iter=cfg.n_iter, predictor=cfg.predictor, pop_size=cfg.pop_size, n_gen=cfg.n_gen
@@ -113,7 +120,8 @@ def run_one(algorithm: str, seed: int, table: dict[str, Any], args: Any, workdir
         curve.append((len(search.state.archive), search.objective_values().copy()))
 
     search.tell = tell  # type: ignore[method-assign]
-    search.run()
+    with EVALUATORS.register_temporarily("pool", PoolEvaluator):
+        search.run()
     return curve
 
 

@@ -24,9 +24,10 @@ from bench.report import machine, markdown_table, publish
 from data import batches, create_dataset
 from search_space.ofa_mbv3 import OFAMobileNetV3Space
 from supernets.checkpoint import load_supernet_weights
-from supernets.evaluate import accuracy, score_subnet
+from supernets.evaluate import score_subnet
 from supernets.ofa_mbv3 import build_supernet, extract_subnet
 from supernets.train import DEFAULT_WEIGHTS_DIR, TrainConfig, sandwich_step
+from training.evaluate import accuracy
 from utils.cli import run_cli
 from utils.device import resolve_device
 
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
-    cfg = TrainConfig(resolution=args.resolution, batch_size=args.batch_size)
+    cfg = TrainConfig(resolution=args.resolution)
     splits = create_dataset(cfg.dataset, seed=0)
     space = OFAMobileNetV3Space(lr=args.resolution, ur=args.resolution)
     generator = torch.Generator().manual_seed(0)
@@ -69,20 +70,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.manual_seed(0)
     net = build_supernet(cfg.supernet_config(splits.n_classes)).to(device, memory_format=torch.channels_last).train()
     rng = np.random.default_rng(0)
-    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum, nesterov=True)
 
     def supernet_step(x: torch.Tensor, y: torch.Tensor) -> None:
         opt.zero_grad(set_to_none=True)
         archs = [space.largest(), space.smallest(), *space.sample(cfg.n_random, rng)]
-        sandwich_step(net, archs, x, y, label_smoothing=cfg.label_smoothing, kd_ratio=cfg.kd_ratio)
+        sandwich_step(net, archs, x, y, label_smoothing=cfg.optim.label_smoothing, kd_ratio=cfg.kd_ratio)
         opt.step()
 
     plain = extract_subnet(net, space.largest()).to(device, memory_format=torch.channels_last).train()
-    plain_opt = torch.optim.SGD(plain.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    plain_opt = torch.optim.SGD(plain.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum, nesterov=True)
 
     def plain_step(x: torch.Tensor, y: torch.Tensor) -> None:
         plain_opt.zero_grad(set_to_none=True)
-        F.cross_entropy(plain(x), y, label_smoothing=cfg.label_smoothing).backward()
+        F.cross_entropy(plain(x), y, label_smoothing=cfg.optim.label_smoothing).backward()
         plain_opt.step()
 
     supernet_s = _timed_steps(supernet_step, data, device)

@@ -158,13 +158,13 @@ def _load(
     return cifar_splits(name, layout, cifar, cifar.test, vld_size, seed)
 
 
-@register_dataset("cifar10")
+@register_dataset("cifar10", help="CIFAR-10, python format")
 def cifar10(*, data: str | os.PathLike[str] | None = None, vld_size: int | None = None, seed: int = 0) -> DatasetSplits:
     """CIFAR-10 (50000 train, 10000 test 32x32 images) from `data` or `data/cifar-10-batches-py`."""
     return _load("cifar10", CIFAR10, data, vld_size, seed)
 
 
-@register_dataset("cifar100")
+@register_dataset("cifar100", help="CIFAR-100, python format")
 def cifar100(
     *, data: str | os.PathLike[str] | None = None, vld_size: int | None = None, seed: int = 0
 ) -> DatasetSplits:

@@ -120,7 +120,7 @@ def _load(
     return cifar_splits(name, clean, cifar, test, vld_size, seed)
 
 
-@register_dataset("cifar10c")
+@register_dataset("cifar10c", help="CIFAR-10 with CIFAR-10-C corruptions as the test split")
 def cifar10c(
     *,
     data: str | os.PathLike[str] | None = None,
@@ -133,7 +133,7 @@ def cifar10c(
     return _load("cifar10c", data, vld_size, seed, corruption, severity)
 
 
-@register_dataset("cifar100c")
+@register_dataset("cifar100c", help="CIFAR-100 with CIFAR-100-C corruptions as the test split")
 def cifar100c(
     *,
     data: str | os.PathLike[str] | None = None,

@@ -20,7 +20,7 @@ MEAN = (0.3053, 0.3053, 0.3053)
 STD = (0.3759, 0.3759, 0.3759)
 
 
-@register_dataset("digits")
+@register_dataset("digits", help="scikit-learn's 8x8 digits, embedded")
 def digits(*, data: str | os.PathLike[str] | None = None, vld_size: int | None = None, seed: int = 0) -> DatasetSplits:
     """1797 digits (values 0..16 scaled to 0..255); a fixed stratified test split of 360, validation from the rest."""
     if data is not None:

@@ -73,7 +73,7 @@ def _read_pair(root: Path, images_name: str, labels_name: str) -> TensorImageSet
     return TensorImageSet.from_grayscale(images, labels)
 
 
-@register_dataset("fashion_mnist")
+@register_dataset("fashion_mnist", help="Fashion-MNIST IDX files (default: Debian's copy)")
 def fashion_mnist(
     *, data: str | os.PathLike[str] | None = None, vld_size: int | None = None, seed: int = 0
 ) -> DatasetSplits:

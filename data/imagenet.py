@@ -37,7 +37,7 @@ def _samples(tree: dict[str, list[str]], index: dict[str, int]) -> FolderImageSe
     return FolderImageSet([(path, index[name]) for name, paths in tree.items() for path in paths])
 
 
-@register_dataset("imagenet")
+@register_dataset("imagenet", help="class-per-folder images (train/, val/)")
 def imagenet(
     *, data: str | os.PathLike[str] | None = None, vld_size: int | None = None, seed: int = 0
 ) -> DatasetSplits:

@@ -34,6 +34,6 @@ def create_dataset(
     return factory(**options)
 
 
-def list_datasets() -> list[str]:
-    """Every registered dataset name, sorted."""
-    return DATASETS.names()
+def list_datasets(aliases: bool = True) -> list[str]:
+    """Every registered dataset name, sorted (aliases included unless `aliases=False`)."""
+    return DATASETS.names(aliases)

@@ -44,7 +44,7 @@ def read_svhn(path: Path) -> TensorImageSet:
     )
 
 
-@register_dataset("svhn")
+@register_dataset("svhn", help="SVHN .mat files")
 def svhn(*, data: str | os.PathLike[str] | None = None, vld_size: int | None = None, seed: int = 0) -> DatasetSplits:
     """SVHN (73257 train, 26032 test 32x32 images; the extra set is not used) from `data`."""
     root = dataset_root("svhn", data, " and ".join(FILES))

@@ -1,1 +1,4 @@
-"""Differentiable NAS engines, each usable on its own: `dnas.pit` (PIT), with cost models shared in `dnas.hw`."""
+"""Differentiable NAS engines over one façade (`dnas.base.DNAS`): `dnas.pit`, `dnas.darts`, `dnas.fbnetv2`.
+
+Their costs come from `hw`, by cost-model name (see README.md).
+"""

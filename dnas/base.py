@@ -3,27 +3,38 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from dnas.hw import COST_MODELS
+from hw import COST_MODELS, HardwareModel, create_hardware
 
 
 class DNAS(nn.Module, ABC):
     """A searchable network: train it with `task_loss + strength * get_regularization_loss()`, then export it.
 
-    `regularizer` names a cost model of `dnas.hw.COST_MODELS` (`size` or `macs`); an unknown name is a `UsageError`.
+    `regularizer` names any cost model of `hw.COST_MODELS` (`params` / `size`, `macs`, `activations`, `peak_act`,
+    `latency`, ...); `hardware` is the `hw` hardware model (name or instance) that `latency` runs on. An unknown
+    name is a `UsageError`. The costs cover the layers of the kinds in `cost_kinds` (`hw.LAYER_KINDS` names).
     """
 
-    def __init__(self, regularizer: str) -> None:
+    cost_kinds: ClassVar[tuple[str, ...]] = ("conv", "linear")
+
+    def __init__(self, regularizer: str = "params", hardware: str | HardwareModel | None = None) -> None:
         super().__init__()
-        COST_MODELS.get(regularizer)  # an unknown name fails here, with the choices
-        self.regularizer = regularizer
+        self.regularizer = COST_MODELS.entry(regularizer).name  # an unknown name fails here, with the choices
+        self.hardware = create_hardware(hardware)
 
     @abstractmethod
+    def cost(self, name: str | None = None) -> Tensor:
+        """The differentiable cost of the current architecture under cost model `name` (default `regularizer`).
+
+        Its value is the cost model's tensor form on the binarised (or one-hot) architecture.
+        """
+
     def get_regularization_loss(self) -> Tensor:
-        """The differentiable cost of the current architecture (its value equals the binarised cost)."""
+        """The differentiable cost (`regularizer`) of the current architecture."""
+        return self.cost()
 
     @abstractmethod
     def get_size(self) -> int:

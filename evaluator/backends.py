@@ -70,16 +70,16 @@ def create_backend(name: str, spec: EvaluatorSpec, **kwargs: object) -> Backend:
     return BACKENDS.create(name, spec=spec, **kwargs)
 
 
-def list_backends() -> list[str]:
-    """Names of every registered backend."""
-    return BACKENDS.names()
+def list_backends(aliases: bool = True) -> list[str]:
+    """Names of every registered backend (aliases included unless `aliases=False`)."""
+    return BACKENDS.names(aliases)
 
 
 def _progress(total: int) -> tqdm:
     return tqdm(total=total, desc="evaluations", unit="net", leave=False)
 
 
-@register_backend("sequential")
+@register_backend("sequential", help="one evaluation after another, in this process")
 class SequentialBackend(Backend):
     """Evaluates in this process, one architecture after another; the evaluator is built on first use."""
 
@@ -122,7 +122,7 @@ def _evaluate_in_worker(arch: Arch, out_dir: str) -> EvalResult:
     return _WORKER_EVALUATOR.evaluate([arch], [out_dir])[0]
 
 
-@register_backend("process")
+@register_backend("process", help="a pool of worker processes, one per GPU when there are GPUs")
 class ProcessBackend(Backend):
     """A pool of worker processes: one per GPU when GPUs are present (`n_gpus // gpu`), else `n_workers` on CPU.
 

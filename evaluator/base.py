@@ -5,15 +5,23 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from search_space.base import Arch
-from utils.io import write_json, write_text
+from search_space.base import Arch, SearchSpace, read_subnet
+from utils.errors import UsageError
+from utils.io import read_json_object, write_json, write_text
+
+if TYPE_CHECKING:
+    from search.config import SearchConfig
 
 Status = Literal["ok", "failed"]
+
+_NUMBERS = ("top1", "params", "macs", "activations")
+_RECORD_KEYS = frozenset({*_NUMBERS, "status", "wall_time_s", "error"})
+"""The keys of a `net_{i}.stats` record that are not extras."""
 
 
 @dataclass
@@ -54,6 +62,27 @@ class EvalResult:
         return record
 
     @classmethod
+    def from_stats(cls, arch: Arch, stats: Mapping[str, Any]) -> EvalResult:
+        """The result whose `stats()` record is `stats`: the inverse of `stats`.
+
+        Every key other than the measured numbers, status, time and error is an extra, as `stats` writes them. A
+        record without the numbers or the status, or with another status, is a `ValueError`.
+        """
+        missing = [k for k in (*_NUMBERS, "status") if k not in stats]
+        if missing:
+            raise ValueError(f"the stats record lacks {', '.join(missing)}")
+        if stats["status"] not in ("ok", "failed"):
+            raise ValueError(f"the stats record has status {stats['status']!r}, not 'ok' or 'failed'")
+        return cls(
+            arch=arch,
+            status=stats["status"],
+            **{k: stats[k] for k in _NUMBERS},
+            extras={k: v for k, v in stats.items() if k not in _RECORD_KEYS},
+            wall_time_s=stats.get("wall_time_s", 0.0),
+            error=stats.get("error"),
+        )
+
+    @classmethod
     def failure(cls, arch: Arch, error: BaseException | str, wall_time_s: float = 0.0) -> EvalResult:
         """A failed result carrying the error's type and message."""
         text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
@@ -71,10 +100,32 @@ def write_result(result: EvalResult, out_dir: str | os.PathLike[str]) -> None:
         write_text(out / f"{stem}.error", (result.error or "unknown error") + "\n")
 
 
+def read_result(out_dir: str | os.PathLike[str], space: SearchSpace | None = None) -> EvalResult:
+    """The result `write_result` wrote into `out_dir` as `net_{i}.subnet` and `net_{i}.stats` (canonical in `space`).
+
+    A missing or unreadable file, or a stats record that is not one, is a `UsageError` naming the path and the
+    reason; an architecture outside `space` is an `InvalidArchitecture`. A failure (only `net_{i}.error`) is not
+    read back: its missing stats file is the reason given.
+    """
+    out = Path(out_dir)
+    arch = read_subnet(out / f"{out.name}.subnet", space)
+    path = out / f"{out.name}.stats"
+    stats = read_json_object(path, "stats", "a stats record")
+    try:
+        return EvalResult.from_stats(arch, stats)
+    except ValueError as err:
+        raise UsageError(f"{path}: {err}") from None
+
+
 class Evaluator(ABC):
     """Measures architectures; batch-oriented so that a backend can spread a batch over workers."""
 
     name: str = ""
+
+    @classmethod
+    @abstractmethod
+    def arguments(cls, search: SearchConfig) -> dict[str, object]:
+        """The picklable constructor arguments for a search's settings, checked before any evaluation starts."""
 
     @abstractmethod
     def evaluate(self, archs: Sequence[Arch], out_dirs: Sequence[str | os.PathLike[str]]) -> list[EvalResult]:

@@ -14,6 +14,6 @@ def create_evaluator(name: str, **kwargs: object) -> Evaluator:
     return EVALUATORS.create(name, **kwargs)
 
 
-def list_evaluators() -> list[str]:
-    """Names of every registered evaluator."""
-    return EVALUATORS.names()
+def list_evaluators(aliases: bool = True) -> list[str]:
+    """Names of every registered evaluator (aliases included unless `aliases=False`)."""
+    return EVALUATORS.names(aliases)

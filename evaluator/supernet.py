@@ -1,5 +1,8 @@
 """The `supernet` evaluator: inherit weights, recalibrate batch norm, optionally fine-tune, validate.
 
+It serves any search space whose bundle has a supernet (`build_supernet`, `load_supernet`, `extract`) and an exact
+`cost_function`; nothing here knows a space's fields.
+
 Every architecture is recalibrated (and fine-tuned) on the same images in the same order, drawn from the run seed:
 common random numbers, so differences between two architectures' accuracies are not differences of luck.
 """
@@ -10,26 +13,28 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from data import DatasetSplits, create_dataset
-from dnas.hw.systolic import DEFAULT_ARRAY
 from evaluator.base import EvalResult, Evaluator, write_result
-from evaluator.metrics import CostModel
 from evaluator.registry import register_evaluator
-from search_space.base import Arch
-from search_space.ofa_mbv3 import any_resolution_space
-from supernets.bn import recalibrate_bn
-from supernets.checkpoint import cpu_state_dict, load_supernet_weights
-from supernets.evaluate import accuracy, calibration_images
-from supernets.finetune import FineTuneConfig, fine_tune
-from supernets.ofa_mbv3 import SupernetConfig, build_supernet, extract_subnet
+from hw.systolic import DEFAULT_ARRAY
+from search_space import Arch, create_search_space
+from training.bn import recalibrate_bn
+from training.checkpoint import cpu_state_dict
+from training.config import OptimConfig
+from training.evaluate import accuracy, calibration_images
+from training.finetune import FineTuneConfig, fine_tune
 from utils.device import resolve_device
 from utils.errors import UsageError
 from utils.io import atomic_torch_save
+
+if TYPE_CHECKING:
+    from search.config import SearchConfig
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,7 @@ class SupernetEvalConfig:
     """How the supernet evaluator measures an architecture (picklable, so each worker can rebuild it)."""
 
     supernet_path: str
+    search_space: str = "ofa_mbv3"
     dataset: str = "digits"
     data: str | None = None
     vld_size: int | None = None
@@ -47,11 +53,7 @@ class SupernetEvalConfig:
     n_bn_cal: int = 500
     valid_limit: int | None = None
     n_epochs: int = 0
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 3e-5
-    label_smoothing: float = 0.1
-    batch_size: int = 64
+    optim: OptimConfig = field(default_factory=OptimConfig)
     eval_batch_size: int = 256
     save_ckpt: bool = False
     device: str = "auto"
@@ -62,18 +64,45 @@ class SupernetEvalConfig:
         """`self` after checking the values a user may get wrong."""
         if not Path(self.supernet_path).is_file():
             raise UsageError(f"supernet weights not found: {self.supernet_path} (--supernet_path)")
-        if self.n_bn_cal < 1 or self.n_epochs < 0 or self.batch_size < 2 or self.lr <= 0:
-            raise UsageError("need --n_bn_cal >= 1, --n_epochs >= 0, a batch size >= 2 and --lr > 0")
+        if self.n_bn_cal < 1 or self.n_epochs < 0:
+            raise UsageError("need --n_bn_cal >= 1 and --n_epochs >= 0")
+        self.optim.validate()
         if self.valid_limit is not None and self.valid_limit < 1:
             raise UsageError(f"the validation limit must be >= 1, got {self.valid_limit}")
         return self
 
 
-@register_evaluator("supernet")
+@register_evaluator("supernet", help="inherit supernet weights, recalibrate batch norm, optionally fine-tune, validate")
 class SupernetEvaluator(Evaluator):
-    """Evaluates subnets of one OFA MobileNetV3 supernet whose weights are loaded once, at construction."""
+    """Evaluates subnets of one supernet, whose weights are loaded once, at construction."""
 
     name = "supernet"
+
+    @classmethod
+    def arguments(cls, search: SearchConfig) -> dict[str, object]:
+        """`{"config": SupernetEvalConfig}` for a search: `--supernet_path`, else the space's default supernet."""
+        space = search.space()
+        path = search.supernet_path or space.default_supernet(search.dataset, search.width_mult, search.device)
+        if path is None:
+            raise UsageError(
+                f"--supernet_path is required for --dataset {search.dataset} with --search_space "
+                f"{search.search_space} (train one: python -m supernets.train)"
+            )
+        config = SupernetEvalConfig(
+            supernet_path=str(path),
+            search_space=search.search_space,
+            dataset=search.dataset,
+            data=search.data,
+            vld_size=search.vld_size,
+            seed=search.seed,
+            width_mult=search.width_mult,
+            n_bn_cal=search.n_bn_cal,
+            n_epochs=search.n_epochs,
+            save_ckpt=search.save_ckpt,
+            device=search.device,
+            systolic_array=search.array,
+        )
+        return {"config": config.validate()}
 
     def __init__(self, config: SupernetEvalConfig, device: str | None = None) -> None:
         self.config = config.validate()
@@ -81,11 +110,11 @@ class SupernetEvaluator(Evaluator):
         self.splits: DatasetSplits = create_dataset(
             config.dataset, data=config.data, vld_size=config.vld_size, seed=config.seed
         )
-        self.supernet_config = SupernetConfig(n_classes=self.splits.n_classes, width_mult=config.width_mult)
-        self.supernet = load_supernet_weights(build_supernet(self.supernet_config), config.supernet_path)
+        self.space = create_search_space(config.search_space).unrestricted()
+        n_classes = self.splits.n_classes
+        self.supernet = self.space.load_supernet(config.supernet_path, n_classes, config.width_mult)
         self.supernet.to(self.device).eval()
-        self.cost_model = CostModel(self.supernet_config, config.systolic_array)
-        self.space = any_resolution_space()
+        self.costs = self.space.cost_function(n_classes, config.width_mult, config.systolic_array)
 
     def evaluate(self, archs: Sequence[Arch], out_dirs: Sequence[str | os.PathLike[str]]) -> list[EvalResult]:
         """Evaluate each architecture in turn; a failure is recorded and the rest of the batch goes on."""
@@ -99,7 +128,7 @@ class SupernetEvaluator(Evaluator):
         try:
             arch = self.space.validate(arch)
             subnet, top1 = self._train_and_validate(arch)
-            costs = self.cost_model(arch)
+            costs = self.costs(arch)
             result = EvalResult(
                 arch=arch,
                 status="ok",
@@ -121,7 +150,7 @@ class SupernetEvaluator(Evaluator):
     def _train_and_validate(self, arch: Arch) -> tuple[nn.Module, float]:
         cfg = self.config
         seed = cfg.seed  # common random numbers: every architecture sees the same images in the same order
-        subnet = extract_subnet(self.supernet, arch)
+        subnet = self.space.extract(self.supernet, arch)
         self._recalibrate(subnet, arch, seed)
         if cfg.n_epochs > 0:
             self._fine_tune(subnet, arch, seed)
@@ -130,7 +159,7 @@ class SupernetEvaluator(Evaluator):
             subnet,
             self.splits,
             "valid",
-            arch["r"],
+            self.space.resolution(arch),
             batch_size=cfg.eval_batch_size,
             device=self.device,
             limit=cfg.valid_limit,
@@ -140,7 +169,7 @@ class SupernetEvaluator(Evaluator):
     def _recalibrate(self, subnet: nn.Module, arch: Arch, seed: int) -> None:
         images = calibration_images(
             self.splits,
-            arch["r"],
+            self.space.resolution(arch),
             self.config.n_bn_cal,
             batch_size=self.config.eval_batch_size,
             seed=seed,
@@ -150,5 +179,8 @@ class SupernetEvaluator(Evaluator):
 
     def _fine_tune(self, subnet: nn.Module, arch: Arch, seed: int) -> None:
         """The shared fine-tuning loop on the training split, in full precision (the evaluator's numbers unchanged)."""
-        tune = FineTuneConfig.from_settings(self.config, epochs=self.config.n_epochs, seed=seed, mixed_precision=False)
-        fine_tune(subnet, self.splits, arch["r"], tune, self.device)
+        cfg = self.config
+        tune = FineTuneConfig(
+            epochs=cfg.n_epochs, optim=cfg.optim, seed=seed, mixed_precision=False, num_workers=cfg.num_workers
+        )
+        fine_tune(subnet, self.splits, self.space.resolution(arch), tune, self.device)

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.core.crossover import Crossover
+from pymoo.core.mutation import Mutation
 from pymoo.core.population import Population
 from pymoo.core.problem import Problem
 from pymoo.core.repair import Repair
@@ -24,11 +26,10 @@ from pymoo.optimize import minimize
 
 from acc_predictor import create_predictor
 from acc_predictor.base import Predictor
-from evaluator.metrics import CostModel
 from search.archive import Archive
 from search.objectives import Constraint, Objective, constraint_matrix, feasible_front, objective_matrix
 from search.pareto import select_spread
-from search_space.base import Arch, SearchSpace
+from search_space.base import Arch, CostFunction, SearchSpace
 from utils.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -41,17 +42,17 @@ def iteration_seed(seed: int, iteration: int) -> int:
 
 @dataclass
 class SearchContext:
-    """What every algorithm needs: the space, the objectives (top-1 error first), constraints and cost model."""
+    """What every algorithm needs: the space, the objectives (top-1 error first), constraints and exact costs."""
 
     space: SearchSpace
     objectives: list[Objective]
     constraints: list[Constraint]
-    cost_model: CostModel
+    costs: CostFunction
     seed: int = 0
 
     def cheap_record(self, arch: Arch) -> dict[str, float]:
         """The cost metrics of `arch`, computed exactly without training."""
-        return self.cost_model(arch).as_dict()
+        return self.costs(arch).as_dict()
 
     def objectives_of(self, records: list[dict[str, Any]]) -> np.ndarray:
         """Objective matrix `[n, n_obj]` (all minimised) of stats records."""
@@ -111,17 +112,6 @@ class SurrogateProblem(Problem):
             out["G"] = self.ctx.violations_of(records)
 
 
-def _operators(ctx: SearchContext) -> dict[str, Any]:
-    """NSGA-II's operators for integer genomes: two-point crossover, polynomial mutation, canonical rounding."""
-    repair = CanonicalRepair(ctx.space)
-    return {
-        "crossover": TwoPointCrossover(prob=0.9),
-        "mutation": PM(prob=1.0, eta=1.0, vtype=float, repair=repair),
-        "repair": repair,
-        "eliminate_duplicates": True,
-    }
-
-
 def _unknown_unique(archs: list[Arch], archive: Archive) -> list[Arch]:
     """`archs` without those already tried and without repeats, order kept."""
     seen = archive.known()
@@ -164,6 +154,41 @@ class Algorithm(ABC):
         return archs
 
 
+class EvolutionaryAlgorithm(Algorithm):
+    """An algorithm that breeds genomes with NSGA-II, assembled from pymoo operator objects.
+
+    `crossover` and `mutation` default to two-point crossover and polynomial mutation; the mutation's result and
+    every offspring are rounded, clipped and canonicalised by `CanonicalRepair` (unless `repair` is given), and
+    duplicates are eliminated.
+    """
+
+    def __init__(
+        self,
+        ctx: SearchContext,
+        n_iter: int,
+        pop_size: int = 40,
+        crossover: Crossover | None = None,
+        mutation: Mutation | None = None,
+        repair: Repair | None = None,
+        **_: Any,
+    ) -> None:
+        super().__init__(ctx, n_iter)
+        self.pop_size = pop_size
+        self.repair = repair or CanonicalRepair(ctx.space)
+        self.crossover = crossover or TwoPointCrossover(prob=0.9)
+        self.mutation = mutation or PM(prob=1.0, eta=1.0, vtype=float, repair=self.repair)
+
+    def nsga2(self, **kwargs: Any) -> NSGA2:
+        """A pymoo NSGA-II with this algorithm's operators (`kwargs`: population size, sampling, ...)."""
+        return NSGA2(
+            crossover=self.crossover,
+            mutation=self.mutation,
+            repair=self.repair,
+            eliminate_duplicates=True,
+            **kwargs,
+        )
+
+
 ALGORITHMS: Registry[Algorithm] = Registry("algorithm")
 
 
@@ -172,7 +197,7 @@ def create_algorithm(name: str, ctx: SearchContext, **kwargs: Any) -> Algorithm:
     return ALGORITHMS.create(name, ctx=ctx, **kwargs)
 
 
-@ALGORITHMS.register("random")
+@ALGORITHMS.register("random", help="new architectures drawn uniformly at random")
 class RandomSearch(Algorithm):
     """Random search: `n_iter` uniformly drawn new architectures per iteration."""
 
@@ -184,15 +209,11 @@ class RandomSearch(Algorithm):
         return self.fill_random([], archive, rng), {}
 
 
-@ALGORITHMS.register("nsga2")
-class PlainNSGA2(Algorithm):
+@ALGORITHMS.register("nsga2", help="NSGA-II without a surrogate: every offspring is evaluated")
+class PlainNSGA2(EvolutionaryAlgorithm):
     """NSGA-II without a surrogate: parents survive from the archive by rank and crowding; every child is evaluated."""
 
     name = "nsga2"
-
-    def __init__(self, ctx: SearchContext, n_iter: int, pop_size: int = 40, **_: Any) -> None:
-        super().__init__(ctx, n_iter)
-        self.pop_size = pop_size
 
     def ask(self, archive: Archive, iteration: int) -> tuple[list[Arch], dict[str, Any]]:
         """`n_iter` offspring of the surviving population."""
@@ -204,7 +225,7 @@ class PlainNSGA2(Algorithm):
         if self.ctx.constraints:
             pop.set("G", self.ctx.violations_of(records))
         survivors = RankAndCrowding().do(problem, pop, n_survive=min(self.pop_size, len(pop)), random_state=None)
-        algorithm = NSGA2(pop_size=len(survivors), n_offsprings=self.n_iter, sampling=survivors, **_operators(self.ctx))
+        algorithm = self.nsga2(pop_size=len(survivors), n_offsprings=self.n_iter, sampling=survivors)
         algorithm.setup(problem, seed=seed)
         algorithm.tell(infills=algorithm.ask())
         offspring = algorithm.ask()
@@ -212,19 +233,16 @@ class PlainNSGA2(Algorithm):
         return self.fill_random(archs, archive, np.random.default_rng(seed)), {}
 
 
-@ALGORITHMS.register("msunas")
-class MSuNAS(Algorithm):
+@ALGORITHMS.register("msunas", help="surrogate-assisted NSGA-II, candidates spread along the predicted front")
+class MSuNAS(EvolutionaryAlgorithm):
     """Surrogate-assisted search: fit the predictor, run NSGA-II on it, choose a spread subset of the front."""
 
     name = "msunas"
 
-    def __init__(
-        self, ctx: SearchContext, n_iter: int, predictor: str = "as", pop_size: int = 40, n_gen: int = 20, **_: Any
-    ) -> None:
-        super().__init__(ctx, n_iter)
+    def __init__(self, ctx: SearchContext, n_iter: int, predictor: str = "as", n_gen: int = 20, **kwargs: Any) -> None:
+        super().__init__(ctx, n_iter, **kwargs)
         create_predictor(predictor, xl=ctx.space.xl, xu=ctx.space.xu)  # an unknown name fails before any evaluation
         self.predictor_name = predictor
-        self.pop_size = pop_size
         self.n_gen = n_gen
 
     def fit_predictor(self, archive: Archive, seed: int) -> Predictor:
@@ -244,7 +262,7 @@ class MSuNAS(Algorithm):
         start = np.concatenate([archive.genomes()[front], _genomes(self.ctx.space, self.pop_size, rng)])[
             : self.pop_size
         ]
-        algorithm = NSGA2(pop_size=self.pop_size, sampling=start, **_operators(self.ctx))
+        algorithm = self.nsga2(pop_size=self.pop_size, sampling=start)
         result = minimize(problem, algorithm, ("n_gen", self.n_gen), seed=seed, verbose=False)
         pool = result.algorithm.pop
         archs = _unknown_unique([self.ctx.space.decode(x) for x in pool.get("X")], archive)

@@ -10,8 +10,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from search.objectives import Constraint, Objective, build_constraints, create_objective
-from search_space import SearchSpace, create_search_space
+from acc_predictor import PREDICTORS
+from data import DATASETS
+from evaluator import BACKENDS, EVALUATORS
+from search.algorithms import ALGORITHMS
+from search.objectives import (
+    CONSTRAINTS,
+    OBJECTIVES,
+    Constraint,
+    Objective,
+    build_constraints,
+    create_objective,
+    list_constraints,
+    objective_parameters,
+)
+from search_space import SEARCH_SPACES, SearchSpace, create_search_space
 from utils.cli import ArgumentParser, add_dataclass_flags, dataclass_from_args
 from utils.errors import UsageError
 
@@ -39,6 +52,7 @@ class SearchConfig:
     supernet_path: str | None = None
     width_mult: float = 1.0
     search_space: str = "ofa_mbv3"
+    evaluator: str | None = None
     lr: int = 32
     ur: int = 32
     rstep: int = 4
@@ -92,27 +106,18 @@ class SearchConfig:
         """Objective names: `top1` (as error) and the second objective when there is one."""
         return ("top1",) if self.sec_obj is None else ("top1", self.sec_obj)
 
-    def objective_params(self, name: str) -> dict[str, Any]:
-        """Parameters of a parametrised objective (the CNAS `tiny_ml` figure of merit)."""
-        if name != "tiny_ml":
-            return {}
-        return {
-            "pmax": self.pmax,
-            "mmax": self.mmax,
-            "amax": self.amax,
-            "wp": self.wp,
-            "wm": self.wm,
-            "wa": self.wa,
-            "penalty": self.penalty,
-        }
-
     def objective(self, name: str) -> Objective:
-        """The objective `name` as this search defines it (with its `tiny_ml` parameters)."""
-        return create_objective(name, **self.objective_params(name))
+        """The objective `name` with this search's settings of its parameters (e.g. `tiny_ml`'s bounds and weights)."""
+        return create_objective(name, **{p: getattr(self, p) for p in objective_parameters(name)})
 
     def constraints(self) -> list[Constraint]:
-        """The constraints whose bound this search gives."""
-        return build_constraints(pmax=self.pmax, mmax=self.mmax, amax=self.amax, top1min=self.top1min)
+        """The constraints whose bound this search gives (one flag per registered constraint)."""
+        return build_constraints(**{name: getattr(self, name) for name in list_constraints()})
+
+    @property
+    def evaluator_name(self) -> str:
+        """`--evaluator`, else the search space's default evaluator."""
+        return self.evaluator or self.space().default_evaluator
 
     def space(self) -> SearchSpace:
         """The search space, over this search's resolutions."""
@@ -137,42 +142,32 @@ class SearchConfig:
         return sorted(k for k in mine if k not in self.RESUMABLE_CHANGES and other.get(k, mine[k]) != mine[k])
 
 
-HELP = {
+HELP = {  # flags whose choices live in a registry get their help from it (`help_texts`)
     "save": "results folder (default: results/search-<dataset>-<time>)",
     "resume": "continue from save/iter_{k}.stats",
     "seed": "fixes every random source",
-    "algorithm": "msunas (surrogate-assisted), nsga2 (every offspring evaluated) or random",
-    "sec_obj": "second objective: params, macs, activations, peak_act, latency, tiny_ml; none (default) = top-1 only",
     "iterations": "search iterations after the initial design",
     "n_doe": "initial design size (smallest and largest included)",
     "n_iter": "candidates evaluated per iteration",
     "patience": "stop after this many iterations without hypervolume gain",
-    "predictor": "surrogate accuracy predictor: as, carts, rbf, mlp, gp",
     "pop_size": "NSGA-II population on the surrogate",
     "n_gen": "NSGA-II generations on the surrogate",
-    "dataset": "dataset name (digits is embedded)",
     "data": "dataset folder",
     "n_classes": "number of classes (checked against the dataset)",
     "vld_size": "validation images carved from the training set to guide the search",
     "supernet_path": "supernet weights (default for digits: trained once and cached)",
     "width_mult": "supernet width multiplier",
-    "search_space": "search space (ofa_mbv3, alias mobilenetv3)",
     "lr": "minimum input resolution",
     "ur": "maximum input resolution",
     "rstep": "resolution step",
-    "pmax": "max params (M): a constraint, and the tiny_ml bound",
-    "mmax": "max MACs (M): a constraint, and the tiny_ml bound",
-    "amax": "max activations (M): a constraint, and the tiny_ml bound",
-    "top1min": "min top-1 (%): a constraint",
     "wp": "tiny_ml weight of params",
     "wm": "tiny_ml weight of MACs",
     "wa": "tiny_ml weight of activations",
     "penalty": "tiny_ml penalty factor",
-    "systolic_array": "systolic array (s1xs2) the latency objective counts cycles on (dnas/hw/systolic.py)",
+    "systolic_array": "systolic array (s1xs2) the latency objective counts cycles on (hw/systolic.py)",
     "n_epochs": "fine-tuning epochs per evaluation (0: inherited weights only)",
     "n_bn_cal": "training images for batch-norm recalibration",
     "save_ckpt": "write ckpt.pth for every evaluated architecture",
-    "backend": "sequential or process",
     "n_gpus": "GPUs to spread evaluations over (default: all visible)",
     "gpu": "GPUs per evaluation",
     "n_workers": "CPU worker processes of the process backend when there is no GPU",
@@ -180,10 +175,27 @@ HELP = {
 }
 
 
+def help_texts() -> dict[str, str]:
+    """The help of every flag: `HELP` plus the choices of each registry-backed flag, read from its registry."""
+    second = ", ".join(e.name for e in OBJECTIVES.entries() if e.name != "top1")
+    texts = {
+        **HELP,
+        "algorithm": f"search algorithm. {ALGORITHMS.describe()}",
+        "sec_obj": f"second objective ({second}); none = top-1 only",
+        "predictor": f"surrogate accuracy predictor. {PREDICTORS.describe()}",
+        "dataset": f"dataset. {DATASETS.describe()}",
+        "search_space": f"search space. {SEARCH_SPACES.describe()}",
+        "evaluator": f"evaluator (none: the search space's default). {EVALUATORS.describe()}",
+        "backend": f"how evaluations run. {BACKENDS.describe()}",
+        **{e.name: f"{e.help}: a constraint (and a tiny_ml bound)" for e in CONSTRAINTS.entries()},
+    }
+    return {flag: text.replace("%", "%%") for flag, text in texts.items()}  # argparse formats help with %
+
+
 def build_parser(prog: str = "msunas.py") -> argparse.ArgumentParser:
     """The command line, one flag per `SearchConfig` field."""
     parser = ArgumentParser(prog=prog, description="MSuNAS: surrogate-assisted multi-objective NAS.")
-    return add_dataclass_flags(parser, SearchConfig, HELP)
+    return add_dataclass_flags(parser, SearchConfig, help_texts())
 
 
 def parse_config(argv: Sequence[str] | None = None) -> SearchConfig:

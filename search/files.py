@@ -1,4 +1,8 @@
-"""The files a search writes (upstream-compatible) and reads back to resume, all written atomically."""
+"""The files a search writes (upstream-compatible) and reads back, all written atomically.
+
+`iter_{k}.stats` is `search/state.py`'s, `net_{i}.subnet` and `net_{i}.stats` are `evaluator/base.py`'s
+(`write_result`, `read_result`); this module places them and writes or reads the rest.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,10 @@ from typing import Any
 
 import pandas as pd
 
-from evaluator.base import EvalResult
+from evaluator.base import EvalResult, read_result
 from search.archive import Archive, Entry
 from search.config import SearchConfig
-from search_space.base import Arch, InvalidArchitecture, SearchSpace
+from search_space.base import Arch, InvalidArchitecture, SearchSpace, read_subnet
 from utils.errors import UsageError
 from utils.io import write_csv, write_json
 
@@ -32,38 +36,13 @@ def candidate_dir(save: Path, iteration: int, index: int) -> Path:
     return save / f"iter_{iteration}" / f"net_{index}"
 
 
-def finished_iterations(save: Path) -> list[int]:
-    """Iterations with a stats file in `save`, ascending."""
-    found = []
-    for path in save.glob("iter_*.stats"):
-        suffix = path.stem.removeprefix("iter_")
-        if suffix.isdigit():
-            found.append(int(suffix))
-    return sorted(found)
-
-
 def reusable_result(out_dir: Path, arch: Arch) -> EvalResult | None:
     """The result already written in `out_dir` for `arch` by an interrupted run, if there is a complete one."""
-    stem = out_dir.name
     try:
-        if json.loads((out_dir / f"{stem}.subnet").read_text()) != arch:
-            return None
-        stats = json.loads((out_dir / f"{stem}.stats").read_text())
-    except (OSError, ValueError):
+        result = read_result(out_dir)
+    except UsageError:
         return None
-    if stats.get("status") != "ok":
-        return None
-    known = {"top1", "params", "macs", "activations", "status", "wall_time_s"}
-    return EvalResult(
-        arch=arch,
-        status="ok",
-        top1=stats["top1"],
-        params=stats["params"],
-        macs=stats["macs"],
-        activations=stats["activations"],
-        extras={k: v for k, v in stats.items() if k not in known},
-        wall_time_s=stats.get("wall_time_s", 0.0),
-    )
+    return result if result.ok and result.arch == arch else None
 
 
 def record_failures(save: Path, iteration: int, results: list[EvalResult], dirs: list[Path]) -> None:
@@ -76,20 +55,6 @@ def record_failures(save: Path, iteration: int, results: list[EvalResult], dirs:
         for name in (f"{out.name}.subnet", f"{out.name}.error"):
             if (out / name).exists():
                 shutil.copyfile(out / name, target / name)
-
-
-def iteration_record(
-    archive: Archive,
-    objectives: tuple[str, ...],
-    objective_values: list[list[float]],
-    **fields: Any,
-) -> dict[str, Any]:
-    """The `iter_{k}.stats` JSON: upstream's `archive` as `[arch, err, sec_obj]` plus everything to resume."""
-    rows = [
-        [e.arch, *values] + ([] if len(objectives) > 1 else [None])
-        for e, values in zip(archive.entries, objective_values, strict=True)
-    ]
-    return {"archive": rows, "objectives": list(objectives), **fields, "evaluations": archive.to_dict()}
 
 
 def write_iteration(save: Path, iteration: int, record: dict[str, Any]) -> Path:
@@ -107,30 +72,6 @@ def entry_row(entry: Entry) -> dict[str, Any]:
     """One CSV row of an evaluated architecture: its iteration, its stats (no error text), its arch as JSON."""
     stats = {k: v for k, v in entry.stats.items() if k != "error"}
     return {"iteration": entry.iteration, **stats, "arch": json.dumps(entry.arch)}
-
-
-def read_stats(path: str | Path, flag: str = "--resume") -> dict[str, Any]:
-    """The record of an `iter_{k}.stats` file; a missing, unreadable or foreign file is a `UsageError` naming `flag`."""
-    path = Path(path)
-    record = _read_json(path, flag)
-    needed = ("evaluations", "config", "iteration", "ref_point", "hv_history")
-    if not isinstance(record, dict) or any(k not in record for k in needed):
-        raise UsageError(f"{flag} file {path} is not an iter_{{k}}.stats written by this search (needs {needed})")
-    return record
-
-
-def stats_archive(record: dict[str, Any], space: SearchSpace, path: str | Path, flag: str = "--resume") -> Archive:
-    """The archive stored in `read_stats`'s record; an invalid one is a `UsageError` naming `flag` and `path`."""
-    try:
-        return Archive.from_dict(space, record["evaluations"])
-    except (InvalidArchitecture, KeyError, TypeError, ValueError) as err:
-        raise UsageError(f"{flag} file {path} holds an invalid archive: {err}") from None
-
-
-def read_resume(path: str | Path, space: SearchSpace) -> tuple[dict[str, Any], Archive]:
-    """The record of `iter_{k}.stats` and its archive; an unreadable or foreign file is a `UsageError`."""
-    record = read_stats(path)
-    return record, stats_archive(record, space, path)
 
 
 def _numbered(folder: Path, prefix: str) -> list[tuple[int, Path]]:
@@ -153,33 +94,27 @@ def net_folders(save: Path, iteration: int | None = None) -> list[tuple[int, Pat
     ]
 
 
-def read_subnet(folder: Path) -> Arch | None:
-    """The architecture in `folder/{name}.subnet`, or None when it is missing or not JSON."""
-    try:
-        return json.loads((folder / f"{folder.name}.subnet").read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def scan_archive(save: Path, space: SearchSpace) -> Archive:
     """The archive rebuilt from the net folders `save/iter_{k}/net_{i}`, in evaluation order.
 
     Only folders whose `net_{i}.stats` is readable and records status ok count; any other folder (a failed
-    evaluation, an unfinished or corrupt one) is skipped with a warning, and so is a repeat of an architecture
-    already found. Failures are not rebuilt (`save/failed/` is not read).
+    evaluation, an unfinished or corrupt one) is skipped with a warning giving the reason, and so is a repeat of an
+    architecture already found. Failures are not rebuilt (`save/failed/` is not read).
     """
     archive = Archive(space)
     seen: set[tuple[int, ...]] = set()
     for iteration, folder in net_folders(save):
-        arch = read_subnet(folder)
         try:
-            result = None if arch is None else reusable_result(folder, space.validate(arch))
+            result = read_result(folder, space)
         except InvalidArchitecture as err:
             log.warning("skipping %s: invalid architecture: %s", folder, err)
             continue
-        if result is None:
+        except UsageError as err:
             failed = (folder / f"{folder.name}.error").is_file()
-            log.warning("skipping %s: %s", folder, "failed evaluation" if failed else "no readable subnet and ok stats")
+            log.warning("skipping %s: %s", folder, "failed evaluation" if failed else err)
+            continue
+        if not result.ok:
+            log.warning("skipping %s: failed evaluation", folder)
             continue
         key = archive.key(result.arch)
         if key in seen:
@@ -191,41 +126,21 @@ def scan_archive(save: Path, space: SearchSpace) -> Archive:
 
 
 def find_net_folder(save: Path, entry: Entry, archive: Archive) -> Path | None:
-    """The folder `save/iter_{k}/net_{i}` where `entry` of `archive` was evaluated, or None when it is not there."""
+    """The folder `save/iter_{k}/net_{i}` where `entry` of `archive` was evaluated, or None when it is not there.
+
+    A folder whose `net_{i}.subnet` is unreadable or outside the space is skipped with a warning giving the reason.
+    """
     key = archive.key(entry.arch)
     for _, folder in net_folders(save, entry.iteration):
-        arch = read_subnet(folder)
         try:
-            if arch is not None and archive.key(arch) == key:
+            if archive.key(read_subnet(folder / f"{folder.name}.subnet", archive.space)) == key:
                 return folder
-        except InvalidArchitecture:
-            continue
+        except UsageError as err:
+            log.warning("skipping %s: %s", folder, err)
     return None
 
 
-def read_search(expr: str | Path, scan: bool = False) -> tuple[SearchConfig, Archive, Path]:
-    """The configuration, archive and folder of a finished search, for `post_search.py --expr`.
-
-    `expr` is an `iter_{k}.stats` file, or with `scan` the search folder, whose archive is rebuilt from its net
-    folders (`scan_archive`) and whose configuration is its `search.json`. Anything unreadable is a `UsageError`.
-    """
-    expr = Path(expr)
-    if scan:
-        if not expr.is_dir():
-            raise UsageError(f"--get_archive rebuilds the archive of a search folder: --expr {expr} is not a folder")
-        config = _search_config(_read_json(expr / CONFIG_FILE, "--expr"), expr / CONFIG_FILE)
-        archive = scan_archive(expr, config.space())
-        if not len(archive):
-            raise UsageError(f"--expr {expr} holds no successful evaluation in iter_*/net_*/")
-        return config, archive, expr
-    if expr.is_dir():
-        raise UsageError(f"--expr {expr} is a folder: give its iter_{{k}}.stats, or --get_archive to rebuild it")
-    record = read_stats(expr, "--expr")
-    config = _search_config(record["config"], expr)
-    return config, stats_archive(record, config.space(), expr, "--expr"), expr.parent
-
-
-def _read_json(path: Path, flag: str) -> Any:
+def read_json(path: Path, flag: str) -> Any:
     """The JSON in `path`; a missing or unreadable file is a `UsageError` naming `flag`."""
     try:
         return json.loads(path.read_text())
@@ -235,8 +150,8 @@ def _read_json(path: Path, flag: str) -> Any:
         raise UsageError(f"{flag} file {path} is not readable JSON: {err}") from None
 
 
-def _search_config(record: Any, path: Path) -> SearchConfig:
-    """The `SearchConfig` recorded in `path`; a malformed one is a `UsageError`."""
+def search_config(record: Any, path: Path) -> SearchConfig:
+    """The `SearchConfig` recorded in `path` (`search.json`, or an `iter_{k}.stats`); a malformed one: `UsageError`."""
     try:
         return SearchConfig.from_dict(record)
     except (AttributeError, TypeError) as err:

@@ -1,17 +1,15 @@
 """The search loop: initial design, then ask → evaluate → tell per iteration, with files written after each step.
 
-The state of a search is its archive plus the fixed hypervolume reference point and the hypervolume history, all
-stored in every `iter_{k}.stats`; resuming from one continues exactly where it stopped. Evaluations already written
-by an interrupted iteration are read back rather than run again.
+The state of a search (`search/state.py`) is its archive plus the fixed hypervolume reference point and the
+hypervolume history, all stored in every `iter_{k}.stats`; resuming from one continues exactly where it stopped.
+Evaluations already written by an interrupted iteration are read back rather than run again.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -19,34 +17,15 @@ from tqdm import tqdm
 from evaluator.backends import Backend
 from evaluator.base import EvalResult
 from search.algorithms import Algorithm, SearchContext
-from search.archive import Archive
 from search.config import SearchConfig
-from search.files import (
-    candidate_dir,
-    iteration_record,
-    record_failures,
-    reusable_result,
-    write_archive_csv,
-    write_iteration,
-)
+from search.files import candidate_dir, record_failures, reusable_result, write_archive_csv, write_iteration
 from search.pareto import hypervolume, reference_point
 from search.plots import plot_front, plot_hypervolume
+from search.state import SearchState
 from search_space.base import Arch
 from utils.errors import UsageError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SearchState:
-    """Everything that evolves during a search (and is stored in `iter_{k}.stats`)."""
-
-    archive: Archive
-    iteration: int = -1
-    ref_point: np.ndarray | None = None
-    hv_history: list[float] = field(default_factory=list)
-    n_evals: list[int] = field(default_factory=list)
-    surrogate: dict[str, Any] = field(default_factory=dict)
 
 
 class Search:
@@ -94,7 +73,7 @@ class Search:
             raise RuntimeError(f"every evaluation of iteration {iteration} failed; see {self.save / 'failed'}")
         F = self.objective_values()
         if state.ref_point is None:
-            state.ref_point = reference_point(F)
+            state.ref_point = tuple(reference_point(F).tolist())
         feasible = self.feasible()
         hv = hypervolume(F[feasible], state.ref_point) if feasible.any() else 0.0
         state.hv_history.append(hv)
@@ -105,21 +84,7 @@ class Search:
         """`iter_{k}.stats`, `archive.csv`, `pareto_iter_{k}.png` and `hv.png` for the current state."""
         state, cfg = self.state, self.config
         F = self.objective_values()
-        record = iteration_record(
-            state.archive,
-            cfg.objectives,
-            F.tolist(),
-            iteration=state.iteration,
-            candidates=candidates,
-            hv=state.hv_history[-1],
-            hv_history=state.hv_history,
-            n_evals=state.n_evals,
-            surrogate=state.surrogate,
-            ref_point=np.asarray(state.ref_point).tolist(),
-            seed=cfg.seed,
-            config=cfg.to_dict(),
-        )
-        write_iteration(self.save, state.iteration, record)
+        write_iteration(self.save, state.iteration, state.to_record(cfg, F, candidates))
         write_archive_csv(self.save, state.archive)
         front = self.ctx.front(state.archive)
         chosen = [i for i, e in enumerate(state.archive.entries) if e.iteration == state.iteration]

@@ -14,6 +14,7 @@ violations is the `G` of a pymoo problem. The violation is in the unit of its ke
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
@@ -88,6 +89,11 @@ def list_objectives() -> list[str]:
     return OBJECTIVES.names()
 
 
+def objective_parameters(name: str) -> tuple[str, ...]:
+    """The parameter names of objective `name`'s factory (a search passes its settings of the same names)."""
+    return tuple(inspect.signature(OBJECTIVES.get(name)).parameters)
+
+
 @register_objective("top1")
 def _top1() -> Objective:
     """Top-1 error in percent, `100 − top1`; needs a trained (or weight-inherited) evaluation."""
@@ -156,15 +162,6 @@ def _tiny_ml(
     return Objective("tiny_ml", "TinyML score", cheap=True, needs=needs, fn=fn, params=tuple(params))
 
 
-# name -> (stats key, upper bound?, cheap?)
-_CONSTRAINT_KINDS: dict[str, tuple[str, bool, bool]] = {
-    "pmax": ("params", True, True),
-    "mmax": ("macs", True, True),
-    "amax": ("activations", True, True),
-    "top1min": ("top1", False, False),
-}
-
-
 @dataclass(frozen=True)
 class Constraint:
     """A bound on one record key: `value <= bound` when `upper`, else `value >= bound` (pymoo's `G <= 0`)."""
@@ -181,28 +178,45 @@ class Constraint:
         return value - self.bound if self.upper else self.bound - value
 
 
-def build_constraints(
-    pmax: float | None = None,
-    mmax: float | None = None,
-    amax: float | None = None,
-    top1min: float | None = None,
-) -> list[Constraint]:
-    """The constraints whose bound is given (params, MACs, activations in millions; top-1 in percent).
+CONSTRAINTS: Registry[Constraint] = Registry("constraint")
 
-    A negative or non-finite bound, or `top1min` above 100, is a `UsageError`.
-    """
-    given = {"pmax": pmax, "mmax": mmax, "amax": amax, "top1min": top1min}
-    constraints = []
-    for name, bound in given.items():
-        if bound is None:
-            continue
+
+def _register_constraint(name: str, key: str, upper: bool, cheap: bool, help: str, limit: float | None = None) -> None:
+    """Register the constraint `name`: a bound on stats `key`, checked to lie in `[0, limit]`."""
+
+    def factory(bound: float) -> Constraint:
         value = _non_negative(name, bound, optional=False)
         assert value is not None
-        if name == "top1min" and value > 100.0:
-            raise UsageError(f"top1min is a top-1 accuracy in percent, at most 100, got {bound!r}")
-        key, upper, cheap = _CONSTRAINT_KINDS[name]
-        constraints.append(Constraint(name, key, value, upper, cheap))
-    return constraints
+        if limit is not None and value > limit:
+            raise UsageError(f"{name} must be at most {limit:g} ({help}), got {bound!r}")
+        return Constraint(name, key, value, upper, cheap)
+
+    CONSTRAINTS.register(name, help=help, key=key, upper=upper, cheap=cheap)(factory)
+
+
+_register_constraint("pmax", "params", upper=True, cheap=True, help="max params (M)")
+_register_constraint("mmax", "macs", upper=True, cheap=True, help="max MACs (M)")
+_register_constraint("amax", "activations", upper=True, cheap=True, help="max activations (M)")
+_register_constraint("top1min", "top1", upper=False, cheap=False, help="min top-1 accuracy in percent", limit=100.0)
+
+
+def list_constraints() -> list[str]:
+    """Names of every registered constraint (each is also the name of the flag giving its bound)."""
+    return CONSTRAINTS.names()
+
+
+def build_constraints(**bounds: float | None) -> list[Constraint]:
+    """The constraints whose bound is given, in registration order (params, MACs, activations in millions, top-1 in %).
+
+    An unknown name, a negative or non-finite bound, or one above the constraint's limit is a `UsageError`.
+    """
+    for name in bounds:
+        CONSTRAINTS.entry(name)
+    return [
+        CONSTRAINTS.create(e.name, bound=bounds[e.name])
+        for e in CONSTRAINTS.entries()
+        if bounds.get(e.name) is not None
+    ]
 
 
 def feasible(stats: Mapping[str, object], constraints: Sequence[Constraint]) -> bool:

@@ -1,13 +1,26 @@
-"""The `SearchSpace` interface: integer genomes for pymoo and plain-dict architectures for everything else."""
+"""The `SearchSpace` interface: one registered bundle per space.
+
+A space bundles what the rest of the project needs to know about it: the integer genome pymoo searches
+(`xl`, `xu`, `encode`, `decode`, `validate`, `sample`), the supernet its architectures are subnets of
+(`build_supernet`, `load_supernet`, `extract`), the exact cost function of an architecture (`cost_function`) and the
+evaluator that measures one by default (`default_evaluator`). Nothing outside a space's own module knows its fields.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from abc import ABC, abstractmethod
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
+from torch import nn
 
+from hw.metrics import CostMetrics
+from hw.systolic import DEFAULT_ARRAY
 from utils.errors import UsageError
+from utils.io import read_json_object
 
 Arch = dict[str, Any]
 """A JSON-serialisable architecture as written to `net.subnet`, e.g. `{"ks": [..], "e": [..], "d": [..], "r": 32}`."""
@@ -17,14 +30,23 @@ class InvalidArchitecture(UsageError):
     """An architecture or genome that is not a member of the search space; the message names the bad gene."""
 
 
+class CostFunction(Protocol):
+    """The exact costs of an architecture (params, MACs, activations, peak activations, latency), without training."""
+
+    def __call__(self, arch: Arch) -> CostMetrics:
+        """The costs of `arch`, in millions; an architecture the function cannot count is `InvalidArchitecture`."""
+
+
 class SearchSpace(ABC):
-    """A discrete architecture space with a canonical integer encoding.
+    """A discrete architecture space with a canonical integer encoding, its supernet and its cost function.
 
     `xl`/`xu` are inclusive integer bounds per gene (pymoo's problem bounds). `encode` and `decode` are mutual
-    inverses on canonical architectures; `decode` and `validate` reject anything outside the space.
+    inverses on canonical architectures; `decode` and `validate` reject anything outside the space. Spaces take
+    the resolution range as `lr`, `ur`, `rstep` keyword arguments (a space without a resolution gene ignores them).
     """
 
     name: str = ""
+    default_evaluator: ClassVar[str] = "supernet"
 
     @property
     @abstractmethod
@@ -65,6 +87,55 @@ class SearchSpace(ABC):
     def largest(self) -> Arch:
         """The architecture with the most operations."""
 
+    def resolution(self, arch: Arch) -> int:
+        """The input resolution (height = width) that `arch` runs at."""
+        return int(arch["r"])
+
+    def unrestricted(self) -> SearchSpace:
+        """The space of every architecture this space's supernet can run, whatever resolutions a search allows."""
+        return self
+
+    def cost_function(
+        self, n_classes: int, width_mult: float = 1.0, array: tuple[int, int] = DEFAULT_ARRAY
+    ) -> CostFunction:
+        """Exact costs of this space's architectures for `n_classes` classes (latency on an `array` systolic array)."""
+        raise UsageError(f"search space {self.name!r} has no analytic cost function")
+
+    def build_supernet(self, n_classes: int, width_mult: float = 1.0) -> nn.Module:
+        """A freshly initialised supernet whose subnets are this space's architectures."""
+        raise UsageError(f"search space {self.name!r} has no weight-sharing supernet")
+
+    def load_supernet(self, path: str | os.PathLike[str], n_classes: int, width_mult: float = 1.0) -> nn.Module:
+        """The supernet with the weights stored at `path`; a file that does not fit is a `UsageError`."""
+        from training.checkpoint import read_checkpoint, state_dict_of  # here: training imports search_space
+
+        supernet = self.build_supernet(n_classes, width_mult)
+        try:
+            supernet.load_state_dict(state_dict_of(read_checkpoint(path), path))
+        except (RuntimeError, KeyError, ValueError) as err:
+            detail = " ".join(str(err).split())[:300] or type(err).__name__
+            raise UsageError(f"checkpoint {path} does not fit the {self.name} supernet being built: {detail}") from None
+        return supernet
+
+    def extract(self, supernet: nn.Module, arch: Arch) -> nn.Module:
+        """A standalone network for `arch` with its weights copied from `supernet`."""
+        raise UsageError(f"search space {self.name!r} has no weight-sharing supernet")
+
+    def build_network(self, arch: Arch, n_classes: int, width_mult: float = 1.0) -> nn.Module:
+        """The standalone network of `arch`, freshly initialised."""
+        return self.extract(self.build_supernet(n_classes, width_mult), arch)
+
+    def default_supernet(self, dataset: str, width_mult: float, device: str, train: bool = True) -> Path | None:
+        """Weights to search without `--supernet_path`, or None when there are none.
+
+        They are trained on first use; with `train=False` only weights already cached are returned.
+        """
+        return None
+
+    def summary(self, arch: Arch) -> str:
+        """A short one-line description of `arch` for tables."""
+        return json.dumps(arch, separators=(",", ":"))
+
     def sample(self, n: int, rng: np.random.Generator) -> list[Arch]:
         """`n` distinct architectures drawn uniformly over the genome (fewer only if the space is smaller)."""
         seen: dict[tuple[int, ...], Arch] = {}
@@ -92,3 +163,18 @@ class SearchSpace(ABC):
                 )
             out[i] = int(value)
         return out
+
+
+def read_subnet(path: str | os.PathLike[str], space: SearchSpace | None = None) -> Arch:
+    """The architecture in a `net.subnet` file, canonical in `space` when one is given.
+
+    A missing or unreadable file, text that is not a JSON object, or an architecture outside `space` is a
+    `UsageError` naming the path and the reason: the one error policy for every reader of `net.subnet` files.
+    """
+    arch = read_json_object(path, "subnet", "an architecture")
+    if space is None:
+        return arch
+    try:
+        return space.validate(arch)
+    except InvalidArchitecture as err:
+        raise InvalidArchitecture(f"{path}: {err}") from None

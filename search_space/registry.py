@@ -14,6 +14,6 @@ def create_search_space(name: str, **kwargs: object) -> SearchSpace:
     return SEARCH_SPACES.create(name, **kwargs)
 
 
-def list_search_spaces() -> list[str]:
-    """Names of every registered search space (aliases included)."""
-    return SEARCH_SPACES.names()
+def list_search_spaces(aliases: bool = True) -> list[str]:
+    """Names of every registered search space (aliases included unless `aliases=False`)."""
+    return SEARCH_SPACES.names(aliases)

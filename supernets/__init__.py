@@ -1,1 +1,1 @@
-"""OFA supernets: building them, training them from scratch, loading and saving their weights."""
+"""OFA supernets: building them, training them from scratch, scoring their subnets, loading and saving weights."""

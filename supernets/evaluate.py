@@ -1,49 +1,18 @@
-"""Measuring subnets of a supernet: top-1 accuracy, and the extract → recalibrate → validate pipeline."""
+"""Scoring a subnet of a supernet: the extract → recalibrate → validate pipeline, with its timings."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from data import DatasetSplits, batches
+from data import DatasetSplits
 from search_space.base import Arch
-from supernets.bn import recalibrate_bn
 from supernets.ofa_mbv3 import extract_subnet
-
-
-@torch.no_grad()
-def accuracy(
-    model: nn.Module,
-    splits: DatasetSplits,
-    split: str,
-    resolution: int,
-    *,
-    batch_size: int = 256,
-    device: str | torch.device = "cpu",
-    limit: int | None = None,
-) -> float:
-    """Top-1 accuracy in percent of `model` on a split (no augmentation)."""
-    model.eval()
-    correct = total = 0
-    for x, y in batches(splits, split, resolution, batch_size, train=False, device=device, limit=limit):
-        correct += int((model(x).argmax(1) == y).sum())
-        total += int(y.numel())
-    return 100.0 * correct / max(total, 1)
-
-
-def calibration_images(
-    splits: DatasetSplits, resolution: int, n: int, *, batch_size: int, seed: int, device: str | torch.device
-) -> Iterator[torch.Tensor]:
-    """`n` training images in a seeded random order with training augmentation, for batch-norm recalibration."""
-    generator = torch.Generator().manual_seed(seed)
-    for x, _ in batches(
-        splits, "train", resolution, batch_size, train=True, generator=generator, device=device, limit=n
-    ):
-        yield x
+from training.bn import recalibrate_bn
+from training.evaluate import accuracy, calibration_images
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from torch import nn
-
-from search_space.base import Arch
 
 with warnings.catch_warnings():  # ofa imports deprecated torchvision/torch helpers
     warnings.simplefilter("ignore")
@@ -62,12 +61,12 @@ def build_supernet(cfg: SupernetConfig) -> OFAMobileNetV3:
     return net
 
 
-def activate(supernet: OFAMobileNetV3, arch: Arch) -> None:
+def activate(supernet: OFAMobileNetV3, arch: dict[str, Any]) -> None:
     """Make `arch` (its kernels, expansions and depths) the active subnet of `supernet`."""
     supernet.set_active_subnet(ks=arch["ks"], e=arch["e"], d=arch["d"])
 
 
-def extract_subnet(supernet: OFAMobileNetV3, arch: Arch) -> nn.Module:
+def extract_subnet(supernet: OFAMobileNetV3, arch: dict[str, Any]) -> nn.Module:
     """A standalone static MobileNetV3 for `arch`, with weights copied from `supernet`."""
     activate(supernet, arch)
     subnet = supernet.get_active_subnet(preserve_weight=True)

@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,16 +27,12 @@ from tqdm import tqdm
 from data import DatasetSplits, batches, create_dataset, list_datasets
 from search_space.base import Arch
 from search_space.ofa_mbv3 import OFAMobileNetV3Space
-from supernets.checkpoint import (
-    cpu_state_dict,
-    load_supernet_weights,
-    read_checkpoint,
-    save_supernet_weights,
-    state_dict_of,
-)
+from supernets.checkpoint import load_supernet_weights, save_supernet_weights
 from supernets.evaluate import score_subnet
 from supernets.ofa_mbv3 import SupernetConfig, activate, build_supernet
-from utils.cli import ArgumentParser, add_dataclass_flags, dataclass_from_args, run_cli
+from training.checkpoint import cpu_state_dict, read_checkpoint, state_dict_of
+from training.config import OptimConfig
+from utils.cli import ArgumentParser, add_dataclass_flags, dataclass_from_args, flat_record, run_cli
 from utils.device import resolve_device
 from utils.errors import UsageError
 from utils.io import atomic_torch_save, write_json
@@ -56,11 +52,7 @@ class TrainConfig:
     resolution: int = 32
     min_resolution: int | None = None
     epochs: int = 10
-    batch_size: int = 64
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 3e-5
-    label_smoothing: float = 0.1
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.05))
     kd_ratio: float = 1.0
     n_random: int = 2
     warmup_epochs: float = 1.0
@@ -79,8 +71,7 @@ class TrainConfig:
             raise UsageError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(list_datasets())}")
         checks = {
             "--epochs must be >= 1": self.epochs >= 1,
-            "--batch_size must be >= 2": self.batch_size >= 2,
-            "--lr must be > 0": self.lr > 0,
+            **self.optim.checks(),
             "--resolution must be >= 8": self.resolution >= 8,
             "--min_resolution must lie in [8, --resolution]": self.min_resolution is None
             or 8 <= self.min_resolution <= self.resolution,
@@ -168,9 +159,7 @@ class SupernetTrainer:
         if cfg.init:
             load_supernet_weights(self.net, cfg.init)
         self.net.to(self.device, memory_format=torch.channels_last)
-        self.optimizer = torch.optim.SGD(
-            self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True
-        )
+        self.optimizer = cfg.optim.sgd(self.net.parameters())
         steps = self.steps_per_epoch * cfg.epochs
         warmup = min(steps // 2, int(cfg.warmup_epochs * self.steps_per_epoch))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(steps, max(1, warmup)))
@@ -200,14 +189,14 @@ class SupernetTrainer:
     @property
     def steps_per_epoch(self) -> int:
         """Optimiser steps per epoch (a final batch of one image is dropped)."""
-        full, rest = divmod(self.n_train, self.cfg.batch_size)
+        full, rest = divmod(self.n_train, self.cfg.optim.batch_size)
         return full + (1 if rest > 1 else 0)
 
     def resume(self) -> None:
         """Continue from the per-epoch checkpoint; its configuration must match this run's."""
         state = read_checkpoint(self.checkpoint_path)
         saved = state.get("train_config")
-        if saved != _config_record(self.cfg):
+        if saved != flat_record(self.cfg):
             raise UsageError(f"{self.checkpoint_path} was written by a run with another configuration: {saved}")
         self.net.load_state_dict(state_dict_of(state, self.checkpoint_path))
         self.optimizer.load_state_dict(state["optimizer"])
@@ -225,7 +214,13 @@ class SupernetTrainer:
         self.net.train()
         losses = []
         data = batches(
-            self.splits, "train", cfg.resolution, cfg.batch_size, train=True, generator=generator, limit=self.n_train
+            self.splits,
+            "train",
+            cfg.resolution,
+            cfg.optim.batch_size,
+            train=True,
+            generator=generator,
+            limit=self.n_train,
         )
         for x, y in data:
             resolution = int(rng.choice(cfg.resolutions))
@@ -239,7 +234,7 @@ class SupernetTrainer:
                     archs,
                     x.to(self.device).contiguous(memory_format=torch.channels_last),
                     y.to(self.device),
-                    label_smoothing=cfg.label_smoothing,
+                    label_smoothing=cfg.optim.label_smoothing,
                     kd_ratio=cfg.kd_ratio,
                 )
             )
@@ -259,7 +254,7 @@ class SupernetTrainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "epoch": self.epoch,
-                "train_config": _config_record(self.cfg),
+                "train_config": flat_record(self.cfg),
             },
         )
 
@@ -298,7 +293,7 @@ class SupernetTrainer:
                     "max": max(random_scores, default=None),
                 },
             },
-            "train_config": _config_record(self.cfg),
+            "train_config": flat_record(self.cfg),
         }
 
     def run(self, resume: bool = False) -> Path:
@@ -319,10 +314,6 @@ class SupernetTrainer:
         return self.weights_path
 
 
-def _config_record(cfg: TrainConfig) -> dict[str, object]:
-    return {k: v for k, v in asdict(cfg).items()}
-
-
 def ensure_supernet(cfg: TrainConfig, out_dir: str | Path = DEFAULT_WEIGHTS_DIR, device: str = "auto") -> Path:
     """The path of the cached weights for `cfg`, training them first (resuming a checkpoint) if absent."""
     trainer_path = Path(out_dir) / f"{cfg.weights_name()}.pth"
@@ -333,7 +324,7 @@ def ensure_supernet(cfg: TrainConfig, out_dir: str | Path = DEFAULT_WEIGHTS_DIR,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Command-line flags, one per `TrainConfig` field plus where to write and which device."""
+    """Command-line flags, one per `TrainConfig` field (those of its `optim` included), where to write, which device."""
     parser = ArgumentParser(prog="python -m supernets.train", description=__doc__.split("\n\n")[0])
     add_dataclass_flags(parser, TrainConfig)
     parser.add_argument("--out", default=str(DEFAULT_WEIGHTS_DIR), help="folder for weights, card and checkpoint")

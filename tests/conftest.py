@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+import pytest
+import torch
+
+from supernets.checkpoint import save_supernet_weights
+from supernets.ofa_mbv3 import SupernetConfig, build_supernet
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -12,9 +19,12 @@ if str(ROOT) not in sys.path:
 
 def pytest_configure(config) -> None:
     """Under pytest-xdist each worker gets one torch thread, so two workers share two cores without thrashing."""
-    import os
-
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        import torch
-
         torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory) -> str:
+    """Path of the weights of a seeded default-size OFA MobileNetV3 supernet (10 classes)."""
+    torch.manual_seed(0)
+    return str(save_supernet_weights(build_supernet(SupernetConfig()), tmp_path_factory.mktemp("w") / "net.pth"))

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import logging
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn, TypeVar
 
 from utils.errors import UsageError
@@ -46,14 +46,54 @@ def _optional(kind: type) -> Callable[[str], Any]:
     return parse
 
 
+def _leaves(obj: Any) -> Iterator[tuple[dataclasses.Field[Any], Any]]:
+    """Each leaf field of dataclass instance `obj` with its value, nested dataclasses expanded in place."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _leaves(value)
+        else:
+            yield f, value
+
+
+def flat_record(obj: Any) -> dict[str, Any]:
+    """The fields of dataclass instance `obj` as one flat dict, nested dataclasses flattened in place of their field.
+
+    Its keys are the flag names `add_dataclass_flags` adds, and it is the `config` record runs write to files.
+    """
+    record: dict[str, Any] = {}
+    for f, value in _leaves(obj):
+        if f.name in record:
+            raise ValueError(f"field {f.name!r} appears twice in the flattened {type(obj).__name__}")
+        record[f.name] = value
+    return record
+
+
+def dataclass_from_record(cls: type[T], record: Mapping[str, Any]) -> T:
+    """An instance of dataclass `cls` from a flat record as `flat_record` writes it (its inverse).
+
+    A nested dataclass field starts from its default instance and takes its own fields from the record; names the
+    record lacks keep their defaults, and names `cls` lacks are ignored.
+    """
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            values[f.name] = dataclass_from_record(type(default), {**flat_record(default), **record})
+        elif f.name in record:
+            values[f.name] = record[f.name]
+    return cls(**values)
+
+
 def add_dataclass_flags(
     parser: argparse.ArgumentParser, cls: type, helps: Mapping[str, str] | None = None
 ) -> argparse.ArgumentParser:
-    """One `--field` flag per field of dataclass `cls` (bool fields are switches; `X | None` fields accept `none`)."""
+    """One `--field` flag per leaf field of dataclass `cls`, nested dataclass fields flattened (see `flat_record`).
+
+    Bool fields are switches; `X | None` fields accept `none`. Defaults are those of `cls()`.
+    """
     helps = helps or {}
-    defaults = cls()
-    for f in dataclasses.fields(cls):
-        default = getattr(defaults, f.name)
+    for f, default in _leaves(cls()):
         text = helps.get(f.name, "")
         if str(f.type) == "bool":
             parser.add_argument(f"--{f.name}", action="store_true", help=text or None)
@@ -66,5 +106,4 @@ def add_dataclass_flags(
 
 def dataclass_from_args(cls: type[T], args: argparse.Namespace, **overrides: Any) -> T:
     """An instance of dataclass `cls` from the parsed flags `add_dataclass_flags` added (`overrides` win)."""
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    return cls(**{**values, **overrides})
+    return dataclass_from_record(cls, {**vars(args), **overrides})

@@ -1,4 +1,4 @@
-"""Atomic writes: a crash never leaves a half-written results file behind."""
+"""Atomic writes (a crash never leaves a half-written results file behind), and reading JSON records back."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+
+from utils.errors import UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,3 +80,21 @@ def atomic_torch_save(path: str | os.PathLike[str], obj: Any) -> Path:
     import torch
 
     return atomic_write(path, lambda f: torch.save(obj, f), binary=True)
+
+
+def read_json_object(path: str | os.PathLike[str], what: str, noun: str) -> dict[str, Any]:
+    """The JSON object in the `what` file at `path` (a subnet, stats... file); otherwise a `UsageError`.
+
+    A missing or unreadable file, or JSON that is not an object (`noun`: what it should have been), is one line
+    naming the path and the reason.
+    """
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{what} file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UsageError(f"{path} is not a readable JSON {what} file: {err}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{path} holds a {type(value).__name__}, not {noun} (a JSON object)")
+    return value

@@ -15,17 +15,31 @@ from torch import Tensor
 from torch.func import functional_call
 
 from dnas.darts.model_search_cnn import NetworkSearchCnn
+from hw import COST_MODELS
 from utils.errors import UsageError
 
-OPTIMIZATION_MODES: dict[str, str | None] = {"none": None, "Memory": "size", "Compute": "macs"}
-"""`nas_optimization_mode` -> the `dnas.hw` cost model its penalty uses (`None`: no penalty)."""
+UPSTREAM_MODES = {"Memory": "params", "Compute": "macs"}
+"""The upstream `nas_optimization_mode` names and the `hw` cost models they stand for."""
+
+
+def optimization_modes() -> list[str]:
+    """Every `nas_optimization_mode`: `none`, the upstream `Memory` / `Compute`, and every `hw` cost model name."""
+    return ["none", *UPSTREAM_MODES, *COST_MODELS.names()]
+
+
+def mode_cost(mode: str) -> str | None:
+    """The `hw` cost model a `nas_optimization_mode` penalises (None for `none`); unknown modes are a `UsageError`."""
+    if mode not in optimization_modes():
+        raise UsageError(f"unknown nas_optimization_mode {mode!r}; choose one of: {', '.join(optimization_modes())}")
+    return None if mode == "none" else COST_MODELS.entry(UPSTREAM_MODES.get(mode, mode)).name
 
 
 @dataclass(frozen=True)
 class ResourcePenalty:
     """`weight · cost / reference` where `cost` is the expected cost of the candidates under `mode`.
 
-    With a `budget` (in parameters for `Memory`, MACs per sample for `Compute`) the reference is the budget and only
+    `mode` is `none`, `Memory` (parameters), `Compute` (MACs) or any `hw` cost model name. With a `budget` (in the
+    cost model's unit: parameters for `Memory`, MACs per sample for `Compute`) the reference is the budget and only
     the excess counts: `weight · max(0, cost / budget - 1)`. Without one the reference is the expected cost at
     uniform alphas, so `weight` weighs a relative cost change against the validation loss.
     """
@@ -35,23 +49,19 @@ class ResourcePenalty:
     budget: float | None = None
 
     def __post_init__(self) -> None:
-        if self.mode not in OPTIMIZATION_MODES:
-            raise UsageError(
-                f"unknown nas_optimization_mode {self.mode!r}; choose one of: {', '.join(OPTIMIZATION_MODES)}"
-            )
+        mode_cost(self.mode)
         if self.weight < 0 or (self.budget is not None and self.budget <= 0):
             raise UsageError(f"resource_weight must be >= 0 and resource_budget > 0, got {self.weight}, {self.budget}")
 
     def __call__(self, model: NetworkSearchCnn) -> Tensor:
         """The penalty of `model`'s current alphas (differentiable in them)."""
-        regularizer = OPTIMIZATION_MODES[self.mode]
+        regularizer = mode_cost(self.mode)
         if regularizer is None:
             return model.alphas_normal.new_zeros(())
         cost = model.expected_cost(regularizer)
         if self.budget is not None:
             return self.weight * F.relu(cost / self.budget - 1.0)
-        uniform = getattr(model, f"cost_{regularizer}").mean(dim=-1).sum()
-        return self.weight * cost / uniform
+        return self.weight * cost / model.expected_cost(regularizer, uniform=True)
 
 
 def _grad(loss: Tensor, tensors: list[Tensor]) -> list[Tensor]:

@@ -1,88 +1,78 @@
-"""Counting parameters and MACs of a module at its actual shapes, with the `dnas.hw` formulas.
+"""What a DARTS search counts, through `hw`: the cost tables of the candidate operations and exact measurements.
 
-Convolutions and linear layers use `conv_params` / `conv_macs`; batch norm counts its affine parameters; pooling
-has no parameters and counts one MAC per window tap and output element (a fixed-weight depthwise convolution), so
-a `Memory` search sees pooling as free while a `Compute` search does not. Other layers (ReLU, identity) are free.
+Costs cover convolutions, linear layers and pooling (`COST_KINDS`): pooling is a fixed-weight depthwise
+convolution with no parameters and one MAC per window tap and output element, so a parameter count sees it as
+free while a MAC count does not. Batch norms, ReLUs and additions are free (the search network's batch norms have
+no affine parameters anyway).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from dnas.hw import as_float, conv_macs, conv_params, module_shape
+from hw import COST_MODELS, HardwareModel, LayerShape, combine, layer_kind, model_cost, module_shape, trace
+
+COST_KINDS = ("conv", "linear", "pool")
+Key = tuple[int, int, int]  # (cell index, edge, primitive)
 
 
-@dataclass(frozen=True)
-class Cost:
-    """Parameters and multiply-accumulates (per sample) of a module."""
+class Cost(NamedTuple):
+    """Parameters and multiply-accumulates (per sample) of a network."""
 
-    params: float = 0.0
-    macs: float = 0.0
-
-    def __add__(self, other: Cost) -> Cost:
-        return Cost(self.params + other.params, self.macs + other.macs)
+    params: int
+    macs: int
 
 
-def _conv_or_linear(module: nn.Module, out: Tensor) -> Cost:
-    shape = module_shape(module, out.shape)
-    params = conv_params(shape.in_per_group, shape.out_channels, shape.kernel_taps, shape.bias)
-    macs = conv_macs(shape.in_per_group, shape.out_channels, shape.kernel_taps, shape.positions)
-    return Cost(as_float(params), as_float(macs))
+def measure(model: nn.Module, input_shape: Sequence[int]) -> Cost:
+    """Every parameter of `model`, and its MACs per sample on one input of `input_shape` (without batch)."""
+    params = sum(p.numel() for p in model.parameters())
+    return Cost(params, int(model_cost("macs", model, input_shape, COST_KINDS)))
 
 
-def _pool(module: nn.Module, out: Tensor) -> Cost:
-    kernel = module.kernel_size
-    taps = math.prod(kernel) if isinstance(kernel, tuple) else kernel**2
-    return Cost(0.0, as_float(conv_macs(1, out.shape[1], taps, math.prod(out.shape[2:]))))
+def _shapes(network: nn.Module, input_shape: Sequence[int]) -> tuple[dict[Key, list[LayerShape]], list[LayerShape]]:
+    """The soft shapes of the counted layers of each candidate of each cell, and those of the fixed layers."""
+    owner = {
+        id(module): (c, e, o)
+        for c, cell in enumerate(network.cells)
+        for e, edge in enumerate(cell.edges)
+        for o, op in enumerate(edge.ops)
+        for module in op.modules()
+    }
+    candidates: dict[Key, list[LayerShape]] = {}
+    fixed: list[LayerShape] = []
+    for call in trace(network, input_shape):
+        if layer_kind(call.module) in COST_KINDS:
+            shape = module_shape(call.module, call.inputs[0], call.output).as_tensors()
+            key = owner.get(id(call.module))
+            (fixed if key is None else candidates.setdefault(key, [])).append(shape)
+    return candidates, fixed
 
 
-def _norm(module: nn.Module, out: Tensor) -> Cost:
-    return Cost(float(sum(p.numel() for p in module.parameters(recurse=False))), 0.0)
+def cost_tables(
+    network: nn.Module, input_shape: Sequence[int], hardware: HardwareModel
+) -> tuple[dict[str, Tensor], dict[str, float]]:
+    """Per registered cost model: a `[2 (normal, reduce), edges, primitives]` table and the fixed layers' cost.
 
-
-LAYER_COSTS: dict[type[nn.Module], Callable[[nn.Module, Tensor], Cost]] = {
-    nn.Conv2d: _conv_or_linear,
-    nn.Conv1d: _conv_or_linear,
-    nn.Linear: _conv_or_linear,
-    nn.AvgPool2d: _pool,
-    nn.MaxPool2d: _pool,
-    nn.BatchNorm2d: _norm,
-    nn.BatchNorm1d: _norm,
-}
-
-
-@torch.no_grad()
-def layer_costs(model: nn.Module, run: Callable[[], object]) -> dict[nn.Module, Cost]:
-    """The cost of every counted layer of `model` during `run()` (a forward pass with batch 1)."""
-    costs: dict[nn.Module, Cost] = {}
-
-    def hook(module: nn.Module, _inputs: object, out: Tensor) -> None:
-        costs[module] = costs.get(module, Cost()) + LAYER_COSTS[type(module)](module, out)
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if type(m) in LAYER_COSTS]
-    was_training = model.training
-    model.eval()
-    try:
-        run()
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
-    return costs
-
-
-def module_cost(module: nn.Module, costs: dict[nn.Module, Cost]) -> Cost:
-    """The summed cost of the counted layers inside `module`."""
-    return sum((costs.get(m, Cost()) for m in module.modules()), Cost())
-
-
-def measure(model: nn.Module, input_shape: tuple[int, ...]) -> Cost:
-    """Parameters and MACs per sample of `model` on one input of `input_shape` (without batch)."""
-    device = next(model.parameters()).device
-    x = torch.zeros(1, *input_shape, device=device)
-    return module_cost(model, layer_costs(model, lambda: model(x)))
+    A table entry is the candidate's cost (its layers' costs combined) summed over the cells of that kind, or for
+    a cost whose network value is a maximum (`reduce="max"`), the largest over them. The fixed layers are the
+    stem, the cell input preprocessing and the classifier. Values are the cost models' tensor forms.
+    """
+    candidates, fixed = _shapes(network, input_shape)
+    shape = (2, len(network.cells[0].edges), len(network.cells[0].edges[0].ops))
+    tables, constants = {}, {}
+    for entry in COST_MODELS.entries():
+        table = torch.zeros(shape)
+        for (c, e, o), layers in sorted(candidates.items()):
+            value = combine(entry.name, [entry.factory(layer, hardware) for layer in layers])
+            index = (int(network.reductions[c]), e, o)
+            if entry.meta["reduce"] == "max":
+                table[index] = torch.maximum(table[index], torch.as_tensor(value, dtype=table.dtype))
+            else:
+                table[index] += value
+        tables[entry.name] = table
+        constants[entry.name] = float(combine(entry.name, [entry.factory(layer, hardware) for layer in fixed]))
+    return tables, constants

@@ -1,4 +1,4 @@
-"""Genotypes: the discrete result of a DARTS search, and the default candidate operations of each space."""
+"""Genotypes: the discrete result of a DARTS search, and two example genotypes."""
 
 from __future__ import annotations
 
@@ -7,34 +7,6 @@ from collections import namedtuple
 Genotype_CNN = namedtuple("Genotype_CNN", "normal normal_concat reduce reduce_concat")
 Genotype_CNN.__doc__ = """A cell pair: `normal` / `reduce` list `(operation, input)` twice per node (input 0 and 1 are
 the two previous cells, `k + 2` is node `k`); `*_concat` are the states concatenated as the cell's output."""
-
-PRIMITIVES_CNN: dict[str, list[str]] = {
-    "1d": [
-        "none",
-        "skip_connect",
-        "avg_pool_3x1",
-        "max_pool_3x1",
-        "conv_bn_relu_1x1",
-        "conv_bn_relu_3x1",
-        "conv_bn_relu_5x1",
-        "conv_bn_relu_7x1",
-        "sep_conv_3x1",
-        "sep_conv_5x1",
-        "sep_conv_7x1",
-        "dil_conv_3x1",
-        "dil_conv_5x1",
-    ],
-    "2d": [
-        "none",
-        "max_pool_3x3",
-        "avg_pool_3x3",
-        "skip_connect",
-        "sep_conv_3x3",
-        "sep_conv_5x5",
-        "dil_conv_3x3",
-        "dil_conv_5x5",
-    ],
-}
 
 TINYML_1D = Genotype_CNN(
     normal=[

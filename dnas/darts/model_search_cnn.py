@@ -9,14 +9,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dnas.base import DNAS
-from dnas.darts.costs import Cost, layer_costs, measure, module_cost
-from dnas.darts.genotypes import PRIMITIVES_CNN, Genotype_CNN
+from dnas.darts.costs import COST_KINDS, Cost, cost_tables, measure
+from dnas.darts.genotypes import Genotype_CNN
 from dnas.darts.model import NetworkCnn
 from dnas.darts.network import CellInputs, CellNetwork, edge_stride
-from dnas.darts.operations import Stride, check_primitives, create_operation
+from dnas.darts.operations import Stride, check_primitives, create_operation, default_primitives
+from hw import COST_MODELS, HardwareModel, combine
 from utils.errors import UsageError
-
-COST_FIELDS = {"size": "params", "macs": "macs"}  # dnas.hw cost-model name -> `Cost` field
 
 
 class MixedOp(nn.Module):
@@ -61,9 +60,11 @@ class NetworkSearchCnn(CellNetwork, DNAS):
 
     Architecture parameters (`alphas_normal`, `alphas_reduce`, `[edges, primitives]`, shared by all cells of a kind)
     are kept apart from the weights (`arch_parameters()` / `net_parameters()`). `input_shape` (channels, H, W;
-    `W = 1` in 1-D) fixes the shapes at which each candidate's parameters and MACs are counted for the resource
-    penalty; `regularizer` (`size` or `macs`) picks which one `get_regularization_loss()` returns.
+    `W = 1` in 1-D) fixes the shapes at which every `hw` cost model is evaluated on each candidate (`costs.py`;
+    `latency` on `hardware`); `regularizer` picks the one `get_regularization_loss()` returns.
     """
+
+    cost_kinds = COST_KINDS
 
     def __init__(
         self,
@@ -77,10 +78,11 @@ class NetworkSearchCnn(CellNetwork, DNAS):
         stem_multiplier: int = 3,
         space: str = "2d",
         primitives: list[str] | None = None,
-        regularizer: str = "size",
+        regularizer: str = "params",
         generator: torch.Generator | None = None,
+        hardware: str | HardwareModel | None = None,
     ) -> None:
-        self.primitives = list(primitives or PRIMITIVES_CNN.get(space, []))
+        self.primitives = list(primitives or default_primitives(space))
         check_primitives(self.primitives, space)
         if not 1 <= multiplier <= nodes_per_layer:
             raise UsageError(f"multiplier must be in 1..nodes_per_layer={nodes_per_layer}, got {multiplier}")
@@ -103,6 +105,7 @@ class NetworkSearchCnn(CellNetwork, DNAS):
             space,
             make_cell,
             regularizer=regularizer,
+            hardware=hardware,
         )
         self.config = {
             "C": C,
@@ -119,21 +122,9 @@ class NetworkSearchCnn(CellNetwork, DNAS):
         shape = (len(inputs), len(self.primitives))
         self.alphas_normal = nn.Parameter(1e-3 * torch.randn(shape, generator=generator))
         self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(shape, generator=generator))
-        for name, table in self._cost_tables().items():
-            self.register_buffer(f"cost_{name}", table)
-
-    def _cost_tables(self) -> dict[str, Tensor]:
-        """Per cost model, `[2 (normal, reduce), edges, primitives]`: each candidate's cost summed over the cells."""
-        x = torch.zeros(1, *self.input_shape)
-        costs = layer_costs(self, lambda: self(x))
-        tables = {name: torch.zeros(2, *self.alphas_normal.shape) for name in COST_FIELDS}
-        for cell, reduction in zip(self.cells, self.reductions, strict=True):
-            for e, edge in enumerate(cell.edges):
-                for o, op in enumerate(edge.ops):
-                    cost = module_cost(op, costs)
-                    for name, field in COST_FIELDS.items():
-                        tables[name][int(reduction), e, o] += getattr(cost, field)
-        return tables
+        tables, self.fixed_costs = cost_tables(self, self.input_shape, self.hardware)
+        for name, table in tables.items():
+            self.register_buffer(f"cost_{name}", table, persistent=False)
 
     def cell_weights(self, reduction: bool) -> Tensor:
         """The softmaxed alphas of the reduction or normal cells."""
@@ -143,21 +134,28 @@ class NetworkSearchCnn(CellNetwork, DNAS):
         """`[alphas_normal, alphas_reduce]`."""
         return [self.alphas_normal, self.alphas_reduce]
 
-    def expected_cost(self, regularizer: str | None = None) -> Tensor:
-        """The softmax-weighted cost (`size`: parameters, `macs`: MACs per sample) of every candidate operation.
+    def cost_table(self, name: str) -> Tensor:
+        """`[2 (normal, reduce), edges, primitives]`: each candidate's cost under `name`, over the cells of a kind."""
+        return getattr(self, f"cost_{COST_MODELS.entry(name).name}")
 
-        Stem, cell preprocessing and classifier are fixed and left out.
+    def expected_cost(self, regularizer: str | None = None, uniform: bool = False) -> Tensor:
+        """The softmax-weighted cost of the candidate operations (at uniform weights with `uniform`).
+
+        Summed over cells and edges, or for a peak-type cost (`reduce="max"`) the largest edge's. Stem, cell
+        preprocessing and classifier are fixed and left out.
         """
-        name = regularizer or self.regularizer
-        if name not in COST_FIELDS:
-            raise UsageError(f"unknown DARTS cost {name!r}; choose one of: {', '.join(COST_FIELDS)}")
-        table = getattr(self, f"cost_{name}")
+        name = COST_MODELS.entry(regularizer or self.regularizer).name
+        table = self.cost_table(name)
         weights = torch.stack([self.cell_weights(False), self.cell_weights(True)])
-        return (weights * table.to(weights.dtype)).sum()
+        weighted = table.to(weights.dtype).mean(dim=-1) if uniform else weights * table.to(weights.dtype)
+        if COST_MODELS.meta(name)["reduce"] == "max":
+            return weighted.amax() if uniform else weighted.sum(dim=-1).amax()
+        return weighted.sum()
 
-    def get_regularization_loss(self) -> Tensor:
-        """The expected cost under the network's cost model."""
-        return self.expected_cost()
+    def cost(self, name: str | None = None) -> Tensor:
+        """The expected cost of the whole network: the fixed layers' cost combined with `expected_cost`."""
+        name = COST_MODELS.entry(name or self.regularizer).name
+        return combine(name, [self.fixed_costs[name], self.expected_cost(name)])
 
     def genotype(self) -> Genotype_CNN:
         """Per node, the two inputs whose strongest non-`none` operation weighs most, with that operation."""

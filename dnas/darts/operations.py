@@ -22,28 +22,33 @@ Stride = tuple[int, int]
 OperationFactory = Callable[[int, Stride, bool], nn.Module]
 
 OPERATIONS = Registry[nn.Module]("DARTS operation")
+"""The primitives; metadata: `spaces` (the spaces they belong to) and `default` (in those spaces' default lists)."""
 REDUCTION_STRIDE: dict[str, Stride] = {"1d": (2, 1), "2d": (2, 2)}
-_SPACES: dict[str, tuple[str, ...]] = {}
+SPACES = tuple(REDUCTION_STRIDE)
 
 
-def register_operation(name: str, *spaces: str) -> Callable[[OperationFactory], OperationFactory]:
-    """Decorator recording `factory(channels, stride, affine)` as primitive `name` of the given spaces (`1d`, `2d`)."""
-    unknown = set(spaces) - set(REDUCTION_STRIDE)
+def register_operation(
+    name: str, *spaces: str, default: bool = False
+) -> Callable[[OperationFactory], OperationFactory]:
+    """Decorator recording `factory(channels, stride, affine)` as primitive `name` of the given spaces (`1d`, `2d`).
+
+    `default` puts it in the default primitive list of its spaces, after the primitives registered before it.
+    """
+    unknown = set(spaces) - set(SPACES)
     if unknown or not spaces:
-        raise ValueError(f"operation {name!r}: spaces must be among {sorted(REDUCTION_STRIDE)}, got {spaces}")
-
-    def decorator(factory: OperationFactory) -> OperationFactory:
-        OPERATIONS.register(name)(factory)
-        _SPACES[name] = spaces
-        return factory
-
-    return decorator
+        raise ValueError(f"operation {name!r}: spaces must be among {sorted(SPACES)}, got {spaces}")
+    return OPERATIONS.register(name, spaces=spaces, default=default)
 
 
 def operation_spaces(name: str) -> tuple[str, ...]:
     """The spaces (`1d`, `2d`) primitive `name` belongs to; an unknown name is a `UsageError`."""
-    OPERATIONS.get(name)
-    return _SPACES[name]
+    return OPERATIONS.meta(name)["spaces"]
+
+
+def default_primitives(space: str) -> list[str]:
+    """The default candidate operations of `space`, `none` first, in registration order (genotypes index them)."""
+    check_space(space)
+    return [e.name for e in OPERATIONS.entries() if e.meta["default"] and space in e.meta["spaces"]]
 
 
 def create_operation(name: str, channels: int, stride: Stride, affine: bool = True) -> nn.Module:
@@ -51,10 +56,15 @@ def create_operation(name: str, channels: int, stride: Stride, affine: bool = Tr
     return OPERATIONS.get(name)(channels, stride, affine)
 
 
+def check_space(space: str) -> None:
+    """Raise a `UsageError` unless `space` is a DARTS space (`1d`, `2d`)."""
+    if space not in SPACES:
+        raise UsageError(f"unknown DARTS space {space!r}; choose one of: {', '.join(SPACES)}")
+
+
 def check_primitives(primitives: list[str], space: str) -> None:
     """Raise a `UsageError` unless every name is a registered primitive of `space`."""
-    if space not in REDUCTION_STRIDE:
-        raise UsageError(f"unknown DARTS space {space!r}; choose one of: {', '.join(REDUCTION_STRIDE)}")
+    check_space(space)
     wrong = [p for p in primitives if space not in operation_spaces(p)]
     if wrong:
         raise UsageError(f"operations {wrong} are not primitives of the {space} space")
@@ -146,28 +156,38 @@ _FAMILIES: dict[str, Callable[..., nn.Module]] = {
     "avg_pool": partial(_pool, pool=partial(nn.AvgPool2d, count_include_pad=False)),
     "max_pool": partial(_pool, pool=nn.MaxPool2d),
 }
-_KERNELS: dict[str, dict[str, tuple[int, ...]]] = {
-    "1d": {"conv_bn_relu": (1, 3, 5, 7), "sep_conv": (3, 5, 7), "dil_conv": (3, 5), "avg_pool": (3,), "max_pool": (3,)},
-    "2d": {"sep_conv": (3, 5), "dil_conv": (3, 5), "avg_pool": (3,), "max_pool": (3,)},
-}
 
 
-@register_operation("none", "1d", "2d")
+def _register_family(family: str, space: str, sizes: tuple[int, ...]) -> None:
+    """Register `{family}_{k}x1` (1-D) or `{family}_{k}x{k}` (2-D) for every size `k`, as default primitives."""
+    for k in sizes:
+        one_d = space == "1d"
+        name = f"{family}_{k}x{1 if one_d else k}"
+        register_operation(name, space, default=True)(partial(_FAMILIES[family], k=k, one_d=one_d))
+
+
+# Registration order is the order of the default lists, which genotypes and alphas index: none first, then the
+# 2-D pools, skip_connect, the 1-D operations, the 2-D convolutions.
+@register_operation("none", "1d", "2d", default=True)
 def none(channels: int, stride: Stride, affine: bool) -> nn.Module:
     """No connection (zeros)."""
     return Zero(stride)
 
 
-@register_operation("skip_connect", "1d", "2d")
+_register_family("max_pool", "2d", (3,))
+_register_family("avg_pool", "2d", (3,))
+
+
+@register_operation("skip_connect", "1d", "2d", default=True)
 def skip_connect(channels: int, stride: Stride, affine: bool) -> nn.Module:
     """Identity at stride 1, a factorized reduce at stride 2."""
     return nn.Identity() if stride == (1, 1) else FactorizedReduce(channels, channels, stride, affine)
 
 
-for _space, _families in _KERNELS.items():
-    for _family, _sizes in _families.items():
-        for _k in _sizes:
-            _one_d = _space == "1d"
-            register_operation(f"{_family}_{_k}x{1 if _one_d else _k}", _space)(
-                partial(_FAMILIES[_family], k=_k, one_d=_one_d)
-            )
+_register_family("avg_pool", "1d", (3,))
+_register_family("max_pool", "1d", (3,))
+_register_family("conv_bn_relu", "1d", (1, 3, 5, 7))
+_register_family("sep_conv", "1d", (3, 5, 7))
+_register_family("dil_conv", "1d", (3, 5))
+_register_family("sep_conv", "2d", (3, 5))
+_register_family("dil_conv", "2d", (3, 5))

@@ -19,10 +19,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from dnas.darts.architect import OPTIMIZATION_MODES, Architect, ResourcePenalty
-from dnas.darts.genotypes import PRIMITIVES_CNN, Genotype_CNN
+from dnas.darts.architect import Architect, ResourcePenalty, mode_cost
+from dnas.darts.genotypes import Genotype_CNN
 from dnas.darts.model import NetworkCnn
 from dnas.darts.model_search_cnn import NetworkSearchCnn
+from dnas.darts.operations import SPACES
+from hw import COST_MODELS, DEFAULT_HARDWARE, HARDWARE_MODELS
 from utils.device import resolve_device
 from utils.errors import UsageError
 from utils.seed import seed_everything
@@ -36,9 +38,10 @@ class DartsSearchConfig:
     """Every setting of a search; names follow the upstream arguments.
 
     `nas_budget` is the number of search epochs. The resource target is separate: `nas_optimization_mode`
-    (`none`, `Memory`: parameters, `Compute`: MACs) with `resource_weight` and an optional `resource_budget`
-    (see `ResourcePenalty`). `search_space` `auto` is `1d` when the inputs have width 1, else `2d`;
-    `primitives` defaults to `PRIMITIVES_CNN[space]`.
+    (`none`, `Memory`: parameters, `Compute`: MACs, or any `hw` cost model name; `latency` runs on the `hw`
+    hardware model `hardware`) with `resource_weight` and an optional `resource_budget` (see `ResourcePenalty`).
+    `search_space` `auto` is `1d` when the inputs have width 1, else `2d`; `primitives` defaults to the space's
+    default primitives (`default_primitives(space)`).
     """
 
     nas_init_channels: int = 16
@@ -64,6 +67,7 @@ class DartsSearchConfig:
     arch_weight_decay: float = 1e-3
     search_space: str = "auto"
     primitives: tuple[str, ...] | None = None
+    hardware: str = DEFAULT_HARDWARE
     seed: int = 0
     device: str = "auto"
     progress: bool = True
@@ -76,11 +80,10 @@ class DartsSearchConfig:
         bad += [f"{n}={getattr(self, n)}" for n in ("momentum", "weight_decay", "beta_decay") if getattr(self, n) < 0]
         if bad:
             raise UsageError(f"invalid DARTS search settings: {', '.join(bad)}")
-        if self.nas_optimization_mode not in OPTIMIZATION_MODES:
-            modes = ", ".join(OPTIMIZATION_MODES)
-            raise UsageError(f"unknown nas_optimization_mode {self.nas_optimization_mode!r}; choose one of: {modes}")
-        if self.search_space not in ("auto", *PRIMITIVES_CNN):
-            raise UsageError(f"unknown search_space {self.search_space!r}; choose auto, {', '.join(PRIMITIVES_CNN)}")
+        mode_cost(self.nas_optimization_mode)
+        HARDWARE_MODELS.entry(self.hardware)
+        if self.search_space not in ("auto", *SPACES):
+            raise UsageError(f"unknown search_space {self.search_space!r}; choose auto, {', '.join(SPACES)}")
 
     @classmethod
     def from_args(cls, args: object) -> DartsSearchConfig:
@@ -189,8 +192,9 @@ def search(config: DartsSearchConfig, train_loader: Batches, valid_loader: Batch
         stem_multiplier=config.nas_stem_multiplier,
         space=space,
         primitives=list(config.primitives) if config.primitives else None,
-        regularizer=OPTIMIZATION_MODES[config.nas_optimization_mode] or "size",
+        regularizer=mode_cost(config.nas_optimization_mode) or "params",
         generator=generator,
+        hardware=config.hardware,
     ).to(device)
     penalty = ResourcePenalty(config.nas_optimization_mode, config.resource_weight, config.resource_budget)
     architect = Architect(
@@ -218,7 +222,7 @@ def search(config: DartsSearchConfig, train_loader: Batches, valid_loader: Batch
         valid_loss, valid_top1 = evaluate(network, valid_loader, device)
         with torch.no_grad():
             penalty_value = float(architect.regularization())
-            expected = {mode: float(network.expected_cost(m)) for mode, m in OPTIMIZATION_MODES.items() if m}
+            expected = {e.name: float(network.expected_cost(e.name)) for e in COST_MODELS.entries()}
         genotype = network.genotype()
         record = {
             "epoch": epoch,

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dnas.fbnetv2.arch import LayerDef
-from dnas.hw import SystolicArray, conv_runtime
+from hw import LayerShape
 from utils.errors import UsageError
 from utils.registry import Registry
 
 Size = tuple[int, ...]
+Expected = tuple[LayerShape, Tensor, Tensor]  # (shape over the choices, their probabilities, expected out channels)
 
 
 class Choice(nn.Module):
@@ -62,7 +62,7 @@ def _center_masks(kernels: tuple[int, ...]) -> Tensor:
 
 
 class SearchLayer(nn.Module, ABC):
-    """A searchable layer of a chain: forward with masks, expected latency, and export at chosen indices."""
+    """A searchable layer of a chain: forward with masks, its expected shape, and export at chosen indices."""
 
     def __init__(self, spec: LayerDef, in_channels: int, in_size: Size, widths: list[int]) -> None:
         super().__init__()
@@ -119,15 +119,20 @@ class SearchLayer(nn.Module, ABC):
         return y
 
     @abstractmethod
-    def expected_latency(self, in_channels: Tensor, hardware: SystolicArray) -> tuple[Tensor, Tensor]:
-        """`(expected smooth runtime, expected output channels)` given the expected input channels."""
+    def expected_shape(self, in_channels: Tensor) -> Expected:
+        """The layer's soft shape over its choices, their softmax probabilities, and its expected output channels.
+
+        The shape's counts broadcast to the probabilities' grid: the expected cost under any `hw` cost model is
+        `(probabilities · cost(shape)).sum()`, given the expected input channels.
+        """
 
     @abstractmethod
     def export(self, in_channels: int, width: int, kernel: int) -> tuple[list[nn.Module], int]:
         """Plain modules for `in_channels` inputs at choice indices `width`, `kernel`, and their output channels."""
 
 
-LAYER_TYPES = Registry[SearchLayer]("layer kind")
+LAYER_TYPES = Registry[SearchLayer]("FBNetV2 layer kind")
+"""The kinds of `LayerDef`; metadata `searches`: what the kind's choices are (`width`, `kernel`)."""
 
 
 class _ConvBase(SearchLayer):
@@ -165,10 +170,6 @@ class _ConvBase(SearchLayer):
             y = F.max_pool2d(y, self.spec.pool)
         return y.mean((2, 3), keepdim=True) if self.spec.avgpool else y
 
-    def _ceil(self, hardware: SystolicArray) -> Callable[[Tensor], Tensor]:
-        rows = max(self.spec.kernels) ** 2 * self.in_channels / self.conv.groups / hardware.rows
-        return hardware.ceil(max(rows, self.out_channels / hardware.cols) + 1)
-
     def export(self, in_channels: int, width: int, kernel: int) -> tuple[list[nn.Module], int]:
         """Conv2d, BatchNorm2d, activation and pooling with the kept channels and central taps."""
         out = in_channels if self.groups_follow_input else self.widths[width]
@@ -189,7 +190,7 @@ class _ConvBase(SearchLayer):
         return modules, out
 
 
-@LAYER_TYPES.register("conv")
+@LAYER_TYPES.register("conv", searches=("width", "kernel"))
 class SearchConv(_ConvBase):
     """A convolution searching its output width and kernel size."""
 
@@ -198,17 +199,16 @@ class SearchConv(_ConvBase):
             raise UsageError(f"a conv layer needs channels >= 1, got {spec.channels}")
         super().__init__(spec, in_channels, in_size, spec.widths())
 
-    def expected_latency(self, in_channels: Tensor, hardware: SystolicArray) -> tuple[Tensor, Tensor]:
-        """Σ_k Σ_j p_k q_j runtime(E[c_in], c_j, k²) with the smooth ceiling."""
-        widths = self.width_values
-        runtime = conv_runtime(
-            in_channels, widths[None], self.taps[:, None], self.out_positions, hardware.shape, ceil=self._ceil(hardware)
+    def expected_shape(self, in_channels: Tensor) -> Expected:
+        """Kernels × widths: probability `p_k q_j` of `c_j` outputs at `k²` taps from `E[c_in]` inputs."""
+        shape = LayerShape(
+            in_channels, self.width_values[None], self.taps[:, None], self.out_positions, self.in_positions
         )
-        p, q = self.kernels.probs(), self.channels.probs()
-        return (p[:, None] * q[None] * runtime).sum(), q @ widths
+        q = self.channels.probs()
+        return shape, self.kernels.probs()[:, None] * q[None], q @ self.width_values
 
 
-@LAYER_TYPES.register("dwconv")
+@LAYER_TYPES.register("dwconv", searches=("kernel",))
 class SearchDepthwise(_ConvBase):
     """A depthwise convolution searching its kernel size; its channels follow its input's mask."""
 
@@ -221,15 +221,13 @@ class SearchDepthwise(_ConvBase):
         """The input's channel mask (masked channels stay zero after batch norm)."""
         return in_mask
 
-    def expected_latency(self, in_channels: Tensor, hardware: SystolicArray) -> tuple[Tensor, Tensor]:
-        """E[c_in] groups of one channel: E[c_in] · Σ_k p_k runtime(1, 1, k²)."""
-        runtime = conv_runtime(
-            1, 1, self.taps, self.out_positions, hardware.shape, in_channels, ceil=self._ceil(hardware)
-        )
-        return self.kernels.probs() @ runtime, in_channels
+    def expected_shape(self, in_channels: Tensor) -> Expected:
+        """Kernels: `E[c_in]` groups of one channel at `k²` taps, with probability `p_k`."""
+        shape = LayerShape(1, in_channels, self.taps, self.out_positions, self.in_positions, in_channels)
+        return shape, self.kernels.probs(), in_channels
 
 
-@LAYER_TYPES.register("linear")
+@LAYER_TYPES.register("linear", searches=("width",))
 class SearchLinear(SearchLayer):
     """A linear layer (flattening a feature map first) searching its output width."""
 
@@ -248,14 +246,11 @@ class SearchLinear(SearchLayer):
         """The flattened input through the full-width linear layer."""
         return self.linear(x.flatten(1))
 
-    def expected_latency(self, in_channels: Tensor, hardware: SystolicArray) -> tuple[Tensor, Tensor]:
-        """Σ_j q_j runtime(E[c_in] · input positions, c_j, 1) with the smooth ceiling."""
-        widths = self.width_values
-        features = self.in_channels * self.in_positions
-        ceil = hardware.ceil(max(features / hardware.rows, self.out_channels / hardware.cols) + 1)
-        runtime = conv_runtime(in_channels * self.in_positions, widths, 1, 1, hardware.shape, ceil=ceil)
+    def expected_shape(self, in_channels: Tensor) -> Expected:
+        """Widths: probability `q_j` of `c_j` outputs from the `E[c_in] · positions` flattened features."""
+        shape = LayerShape(in_channels * self.in_positions, self.width_values, 1, 1, 1, bias=True)
         q = self.channels.probs()
-        return q @ runtime, q @ widths
+        return shape, q, q @ self.width_values
 
     def export(self, in_channels: int, width: int, kernel: int) -> tuple[list[nn.Module], int]:
         """Flatten and a Linear on the kept input channels' features, with the kept outputs."""

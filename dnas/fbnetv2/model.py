@@ -1,4 +1,4 @@
-"""The `FBNetV2` engine: a searchable chain built from an `ArchDef`, its expected latency and its export."""
+"""The `FBNetV2` engine: a searchable chain built from an `ArchDef`, its expected costs and its export."""
 
 from __future__ import annotations
 
@@ -10,24 +10,30 @@ from torch import Tensor, nn
 from dnas.base import DNAS
 from dnas.fbnetv2.arch import ArchDef
 from dnas.fbnetv2.layers import LAYER_TYPES, SearchLayer
-from dnas.hw import COST_MODELS, SystolicArray, module_shape, trace_layers
+from hw import COST_MODELS, HardwareModel, Number, combine, model_cost
 
 Choices = list[tuple[int, int]]  # per layer: (width index, kernel index)
 
 
 class FBNetV2(DNAS):
-    """FBNetV2 channel (and kernel) masking over `arch_def`, regularised by the latency on `hardware`.
+    """FBNetV2 channel (and kernel) masking over `arch_def`, regularised by any `hw` cost model (default latency).
 
-    `get_regularization_loss()` is the expected smooth latency (softmax probabilities of the choices; each layer's
-    input channels are the previous layer's expected width) divided by the exact latency of the maximal network,
-    so a strength `lambda` weighs the whole network against the task loss. `temperature` is the Gumbel-softmax
-    temperature used in training; evaluation uses the arg-max choices, and then computes what `arch_export` does.
+    `get_regularization_loss()` is the expected cost under `regularizer` (softmax probabilities of the choices;
+    each layer's input channels are the previous layer's expected width; `latency` on `hardware` with the smooth
+    ceiling) divided by the exact cost of the maximal network, so a strength `lambda` weighs the whole network
+    against the task loss. `temperature` is the Gumbel-softmax temperature used in training; evaluation uses the
+    arg-max choices, and then computes what `arch_export` does. Costs cover the conv / linear layers.
     """
 
-    def __init__(self, arch_def: ArchDef, hardware: SystolicArray | None = None, temperature: float = 5.0) -> None:
-        super().__init__("systolic")
+    def __init__(
+        self,
+        arch_def: ArchDef,
+        hardware: str | HardwareModel | None = None,
+        temperature: float = 5.0,
+        regularizer: str = "latency",
+    ) -> None:
+        super().__init__(regularizer, hardware)
         self.arch_def = arch_def
-        self.hardware = hardware or SystolicArray()
         self.temperature = temperature
         layers, channels, size = [], arch_def.input_shape[0], arch_def.input_shape[1:]
         for spec in arch_def.layers:
@@ -35,8 +41,9 @@ class FBNetV2(DNAS):
             layers.append(layer)
             channels, size = layer.out_channels, layer.next_size()
         self.layers = nn.ModuleList(layers)
-        largest = [(len(layer.widths) - 1, len(layer.spec.kernels) - 1) for layer in self.layers]
-        self.reference_latency = self.hardware.latency(self.export(largest), arch_def.input_shape)
+        largest = self.export([(len(layer.widths) - 1, len(layer.spec.kernels) - 1) for layer in self.layers])
+        self.reference_latency = self._exact("latency", largest)
+        self.reference_cost = self._exact(self.regularizer, largest)
 
     @property
     def searchable(self) -> list[SearchLayer]:
@@ -50,18 +57,20 @@ class FBNetV2(DNAS):
             x, mask = layer(x, mask, self.temperature)
         return x
 
-    def expected_latency(self) -> Tensor:
-        """The expected smooth latency (cycles, batch 1) under the softmax probabilities of the choices."""
+    def cost(self, name: str | None = None) -> Tensor:
+        """The expected cost under cost model `name` (default `regularizer`) of the softmax-weighted choices."""
+        name = COST_MODELS.entry(name or self.regularizer).name
+        cost = COST_MODELS.get(name)
         channels = torch.tensor(float(self.arch_def.input_shape[0]))
-        total = torch.zeros(())
+        values = []
         for layer in self.searchable:
-            runtime, channels = layer.expected_latency(channels, self.hardware)
-            total = total + runtime
-        return total
+            shape, probs, channels = layer.expected_shape(channels)
+            values.append((probs * cost(shape, self.hardware)).sum())
+        return combine(name, values)
 
     def get_regularization_loss(self) -> Tensor:
-        """Expected latency over the maximal network's exact latency."""
-        return self.expected_latency() / self.reference_latency
+        """Expected cost over the maximal network's exact cost."""
+        return self.cost() / self.reference_cost
 
     def choices(self) -> Choices:
         """The arg-max `(width index, kernel index)` of every layer."""
@@ -80,22 +89,20 @@ class FBNetV2(DNAS):
         """The arg-max network as plain, genuinely smaller Conv2d / BatchNorm2d / Linear layers."""
         return self.export(self.choices())
 
-    def get_latency(self) -> int:
-        """Exact (ceil) latency of the arg-max network, batch 1."""
-        return self.hardware.latency(self.arch_export(), self.arch_def.input_shape)
+    def _exact(self, name: str, model: nn.Module) -> Number:
+        return model_cost(name, model, self.arch_def.input_shape, self.cost_kinds, self.hardware)
 
-    def _cost(self, name: str) -> int:
-        cost = COST_MODELS.get(name)
-        layers = trace_layers(self.arch_export(), self.arch_def.input_shape)
-        return sum(int(cost(module_shape(m, out))) for m, out in layers)
+    def get_latency(self) -> Number:
+        """Exact latency of the arg-max network on `hardware`, batch 1 (cycles on a systolic array)."""
+        return self._exact("latency", self.arch_export())
 
     def get_size(self) -> int:
         """Weights and biases of the arg-max network's conv / linear layers (batch norms not counted)."""
-        return self._cost("size")
+        return int(self._exact("params", self.arch_export()))
 
     def get_macs(self) -> int:
         """MACs per sample of the arg-max network's conv / linear layers."""
-        return self._cost("macs")
+        return int(self._exact("macs", self.arch_export()))
 
     def arch_parameters(self) -> list[nn.Parameter]:
         """The choice logits (width and kernel) of every layer with more than one option."""
@@ -122,5 +129,5 @@ class FBNetV2(DNAS):
             "latency_ratio": self.get_latency() / self.reference_latency,
             "params": self.get_size(),
             "macs": self.get_macs(),
-            "array": list(self.hardware.shape),
+            "hardware": repr(self.hardware),
         }

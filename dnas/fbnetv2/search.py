@@ -1,10 +1,10 @@
 """The FBNetV2 search loop: alternate weight and architecture epochs, extract the winner, train it to the end.
 
 Each search epoch trains the weights with SGD on `1 − arch_split` of the training split (task loss), then the
-choice logits with Adam on the other `arch_split` (`task loss + strength · expected latency / reference`); the
-Gumbel temperature decays exponentially per epoch. The arg-max network is exported as a plain smaller network
-and trained with the same trainer on the whole training split, keeping the epoch with the best validation top-1;
-the test split is evaluated once, at the end.
+choice logits with Adam on the other `arch_split` (`task loss + strength · expected cost / reference`, the cost
+model being `regularizer`, latency by default); the Gumbel temperature decays exponentially per epoch. The arg-max
+network is exported as a plain smaller network and trained with the same trainer on the whole training split,
+keeping the epoch with the best validation top-1; the test split is evaluated once, at the end.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from data import DatasetSplits, batches
 from dnas.fbnetv2.arch import ArchDef
 from dnas.fbnetv2.model import FBNetV2
-from dnas.hw import SystolicArray
+from hw import COST_MODELS, HardwareModel
 from utils.errors import UsageError
 from utils.seed import seed_everything
 
@@ -34,7 +34,8 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 class SearchConfig:
     """Everything one search and the winner's training depend on."""
 
-    strength: float = 1.0  # lambda: weight of the normalised expected latency
+    strength: float = 1.0  # lambda: weight of the normalised expected cost
+    regularizer: str = "latency"  # the hw cost model searched against
     epochs: int = 10  # search epochs
     final_epochs: int = 10  # training epochs of the extracted winner
     batch_size: int = 64
@@ -54,16 +55,17 @@ class SearchConfig:
             raise UsageError(f"arch_split must lie in (0, 1), got {self.arch_split}")
         if self.epochs < 0 or self.final_epochs < 0 or self.strength < 0:
             raise UsageError("epochs, final_epochs and strength must be non-negative")
+        COST_MODELS.entry(self.regularizer)
 
 
 @dataclass
 class SearchResult:
-    """The trained winner and its numbers (top-1 in percent, latency in cycles at batch 1)."""
+    """The trained winner and its numbers (top-1 in percent, latency at batch 1 in the hardware model's unit)."""
 
     model: nn.Module
     summary: dict[str, Any]
-    latency: int
-    reference_latency: int
+    latency: float
+    reference_latency: float
     params: int
     macs: int
     valid_top1: float
@@ -128,14 +130,17 @@ def train_winner(
 
 
 def search(
-    arch_def: ArchDef, splits: DatasetSplits, hardware: SystolicArray | None = None, cfg: SearchConfig | None = None
+    arch_def: ArchDef,
+    splits: DatasetSplits,
+    hardware: str | HardwareModel | None = None,
+    cfg: SearchConfig | None = None,
 ) -> SearchResult:
-    """Search `arch_def` against the latency on `hardware`, then train and evaluate the extracted winner."""
+    """Search `arch_def` against `cfg.regularizer` (on `hardware`), then train and evaluate the extracted winner."""
     cfg = cfg or SearchConfig()
     if tuple(arch_def.input_shape[1:]) != (cfg.resolution, cfg.resolution):
         raise UsageError(f"the arch_def expects inputs {arch_def.input_shape}, the config feeds {cfg.resolution} px")
     seed_everything(cfg.seed)
-    model = FBNetV2(arch_def, hardware, cfg.temperature).to(cfg.device)
+    model = FBNetV2(arch_def, hardware, cfg.temperature, cfg.regularizer).to(cfg.device)
     weight_data, arch_data = split_for_search(splits, cfg.arch_split, cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     weights = weight_optimizer(model.net_parameters(), cfg)
@@ -155,7 +160,7 @@ def search(
             {
                 "epoch": epoch,
                 "temperature": model.temperature,
-                "expected_latency_ratio": float(model.get_regularization_loss().detach()),
+                "expected_cost_ratio": float(model.get_regularization_loss().detach()),
                 "latency": model.get_latency(),
                 "valid_top1": top1(model, splits, "valid", cfg),
             }

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from utils.registry import Registry
 
 TINY_MODELS = Registry[nn.Module]("MLPerf Tiny model")
+"""Metadata: `task`, and the reference `macs` and `params` of the conv / linear layers at the default arguments."""
 
 
 def _conv_bn_relu(
@@ -123,10 +124,10 @@ class AutoEncoder(nn.Module):
         return self.output(self.layers(x))
 
 
-TINY_MODELS.register("dscnn")(DSCNN)
-TINY_MODELS.register("mobilenet_v1")(MobileNetV1)
-TINY_MODELS.register("resnet8")(ResNet8)
-TINY_MODELS.register("autoencoder")(AutoEncoder)
+TINY_MODELS.register("dscnn", task="keyword spotting", macs=2_656_768, params=22_028)(DSCNN)
+TINY_MODELS.register("mobilenet_v1", task="visual wake words", macs=7_489_664, params=208_114)(MobileNetV1)
+TINY_MODELS.register("resnet8", task="image classification", macs=12_501_632, params=77_466)(ResNet8)
+TINY_MODELS.register("autoencoder", task="anomaly detection", macs=264_192, params=265_864)(AutoEncoder)
 
 
 def create_tiny_model(name: str, **kwargs: object) -> nn.Module:

@@ -23,7 +23,7 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
 from dnas.pit.features import ConcatFeatures, ConstFeatures, FeaturesCalculator, FlattenFeatures, MaskerFeatures
-from dnas.pit.layers import PLAIN_TO_PIT, PITLayer, PITModule
+from dnas.pit.layers import PITLayer, PITModule, pit_layer_for
 from dnas.pit.masks import ChannelMasker
 from utils.errors import UsageError
 
@@ -112,7 +112,7 @@ def convert_layers(
         if node.op != "call_module" or node.target in excluded:
             continue
         module = gm.get_submodule(node.target)
-        pit_type = PLAIN_TO_PIT.get(type(module))
+        pit_type = pit_layer_for(module)
         if pit_type is None or isinstance(module, exclude_types) or not pit_type.convertible(module):
             continue
         if isinstance(module, nn.Linear) and len(_shape(node.args[0]) or ()) != 2:
@@ -264,6 +264,7 @@ def _node_info(
             inputs[node.target] = first
             if isinstance(module, PITLayer):
                 module.positions = math.prod(shape[2:])
+                module.in_positions = math.prod((_shape(args[0]) or ())[2:])
             own = groups.add(node.target)
             return groups.join(first, own, shape[1]) if module.propagates else own
         if isinstance(module, SAME_MODULES):

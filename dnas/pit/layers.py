@@ -15,9 +15,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from dnas.hw import LayerShape
 from dnas.pit.features import ConstFeatures, FeaturesCalculator
 from dnas.pit.masks import BetaMasker, ChannelMasker, GammaMasker
+from hw import LayerShape
+from utils.registry import Registry
 
 
 def alive(mask: Tensor) -> Tensor:
@@ -93,6 +94,7 @@ class PITLayer(PITModule):
     """A searchable conv / linear layer: masked weights, and a `LayerShape` for the cost models."""
 
     positions: int = 1  # output positions per sample, set from the traced shapes
+    in_positions: int = 1  # input positions per sample, likewise
 
     def tap_mask(self) -> Tensor | None:
         """The 0/1 mask of the kernel taps (`None`: all taps, not searched)."""
@@ -105,11 +107,11 @@ class PITLayer(PITModule):
 
     def layer_shape(self) -> LayerShape:
         """The soft shape of the current architecture, differentiable with respect to the masks."""
-        device = self.weight.device
-        in_per_group = 1 if self.propagates else self.in_features_calc.features(device)
-        return LayerShape(
-            in_per_group, self.out_mask().sum(), self.kernel_taps(), self.positions, self.bias is not None
-        )
+        out = self.out_mask().sum()
+        in_per_group = 1 if self.propagates else self.in_features_calc.features(self.weight.device)
+        groups = out if self.propagates else 1
+        taps = self.kernel_taps()
+        return LayerShape(in_per_group, out, taps, self.positions, self.in_positions, groups, self.bias is not None)
 
     def masked_parameters(self) -> tuple[Tensor, Tensor | None]:
         """Weight and bias multiplied by the masks."""
@@ -343,10 +345,39 @@ class PITBatchNorm2d(PITBatchNorm, nn.BatchNorm2d):
     plain_type = nn.BatchNorm2d
 
 
-PLAIN_TO_PIT: dict[type[nn.Module], type[PITModule]] = {
-    nn.Conv1d: PITConv1d,
-    nn.Conv2d: PITConv2d,
-    nn.Linear: PITLinear,
-    nn.BatchNorm1d: PITBatchNorm1d,
-    nn.BatchNorm2d: PITBatchNorm2d,
-}
+PIT_LAYERS = Registry[PITModule]("PIT layer kind")
+"""The searchable versions of plain layers; metadata: `plain` (the plain type), `searched` (what it searches) and
+`example` (a plain instance and an input shape without batch, for the contract test)."""
+
+PIT_LAYERS.register(
+    "conv1d",
+    plain=PITConv1d.plain_type,
+    searched=("channels", "receptive field", "dilation"),
+    example=lambda: (nn.Conv1d(3, 6, 5, padding=2), (3, 16)),
+)(PITConv1d)
+PIT_LAYERS.register(
+    "conv2d",
+    plain=PITConv2d.plain_type,
+    searched=("channels",),
+    example=lambda: (nn.Conv2d(3, 6, 3, padding=1), (3, 6, 6)),
+)(PITConv2d)
+PIT_LAYERS.register(
+    "linear", plain=PITLinear.plain_type, searched=("features",), example=lambda: (nn.Linear(10, 6), (10,))
+)(PITLinear)
+PIT_LAYERS.register(
+    "batchnorm1d",
+    plain=PITBatchNorm1d.plain_type,
+    searched=(),
+    example=lambda: (nn.BatchNorm1d(6), (6, 16)),
+)(PITBatchNorm1d)
+PIT_LAYERS.register(
+    "batchnorm2d",
+    plain=PITBatchNorm2d.plain_type,
+    searched=(),
+    example=lambda: (nn.BatchNorm2d(6), (6, 4, 4)),
+)(PITBatchNorm2d)
+
+
+def pit_layer_for(module: nn.Module) -> type[PITModule] | None:
+    """The searchable class whose plain type is exactly `module`'s type, or None."""
+    return next((e.factory for e in PIT_LAYERS.entries() if type(module) is e.meta["plain"]), None)

@@ -10,10 +10,10 @@ import torch
 from torch import Tensor, nn
 
 from dnas.base import DNAS
-from dnas.hw import COST_MODELS, as_float
 from dnas.pit.graph import analyse, assign_maskers, convert_layers, set_module, trace
 from dnas.pit.layers import PITConv1d, PITLayer
 from dnas.pit.masks import Masker
+from hw import HardwareModel, as_float, network_cost
 from utils.errors import UsageError
 
 EXPORTED_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
@@ -26,23 +26,24 @@ class PIT(DNAS):
     `autoconvert_layers` every `nn.Conv1d`, `nn.Conv2d` (plain or depthwise) and `nn.Linear` becomes searchable,
     except those named in `exclude_names` or of a type in `exclude_types`; without it only the PIT layers already
     in `model` are searched. Batch norms are always made to follow their input's channel mask. The costs
-    (`get_size`, `get_macs`, the regulariser) cover the searchable layers: weights and biases of conv / linear
-    layers, MACs per sample; batch norms are not counted. `model` itself is not modified.
+    (`get_size`, `get_macs`, the regulariser: any `hw` cost model, `latency` on `hardware`) cover the searchable
+    conv / linear layers, per sample; batch norms are not counted. `model` itself is not modified.
     """
 
     def __init__(
         self,
         model: nn.Module,
         input_shape: Sequence[int],
-        regularizer: str = "size",
+        regularizer: str = "params",
         autoconvert_layers: bool = True,
         exclude_names: Iterable[str] = (),
         exclude_types: Iterable[type[nn.Module]] = (),
         train_channels: bool = True,
         train_rf: bool = True,
         train_dilation: bool = True,
+        hardware: str | HardwareModel | None = None,
     ) -> None:
-        super().__init__(regularizer)
+        super().__init__(regularizer, hardware)
         if not input_shape or any(not isinstance(d, int) or d < 1 for d in input_shape):
             raise UsageError(f"input_shape must be positive integers without the batch size, got {input_shape!r}")
         self.input_shape = tuple(input_shape)
@@ -66,24 +67,20 @@ class PIT(DNAS):
         layers = {name: self.seed.get_submodule(name) for name in self.layer_names}
         return {name: layer for name, layer in layers.items() if isinstance(layer, PITLayer)}
 
-    def _cost(self, name: str) -> Tensor:
-        cost = COST_MODELS.get(name)
-        terms = [cost(layer.layer_shape()) for layer in self.searchable_layers().values()]
-        return torch.stack([torch.as_tensor(t, dtype=torch.float32) for t in terms]).sum() if terms else torch.zeros(())
-
-    def get_regularization_loss(self) -> Tensor:
-        """The differentiable cost (`regularizer`) of the binarised architecture."""
-        return self._cost(self.regularizer)
+    def cost(self, name: str | None = None) -> Tensor:
+        """The cost model's value on the searchable layers' soft shapes: the binarised cost, with gradients."""
+        shapes = [layer.layer_shape() for layer in self.searchable_layers().values()]
+        return torch.as_tensor(network_cost(name or self.regularizer, shapes, self.hardware), dtype=torch.float32)
 
     def get_size(self) -> int:
         """Weights and biases of the searchable layers in the binarised architecture."""
         with torch.no_grad():
-            return round(as_float(self._cost("size")))
+            return round(as_float(self.cost("params")))
 
     def get_macs(self) -> int:
         """MACs per sample of the searchable layers in the binarised architecture."""
         with torch.no_grad():
-            return round(as_float(self._cost("macs")))
+            return round(as_float(self.cost("macs")))
 
     def arch_parameters(self) -> list[nn.Parameter]:
         """Every mask parameter (alpha, beta, gamma), each once."""

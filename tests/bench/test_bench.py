@@ -5,8 +5,7 @@ import pytest
 
 import bench.report as report
 from bench import predictors, search_efficiency
-from evaluator.metrics import CostModel
-from search_space.ofa_mbv3 import OFAMobileNetV3Space
+from search_space.ofa_mbv3 import CostModel, OFAMobileNetV3Space
 from supernets.ofa_mbv3 import SupernetConfig
 
 CARD = {

@@ -8,11 +8,11 @@ import torch
 import evaluator.backends as backends
 import evaluator.supernet as supernet_module
 from evaluator import EvaluatorSpec, create_backend, create_evaluator, list_backends, list_evaluators
-from evaluator.metrics import CostModel
 from evaluator.supernet import SupernetEvalConfig, SupernetEvaluator
-from search_space.ofa_mbv3 import OFAMobileNetV3Space
+from search_space.ofa_mbv3 import CostModel, OFAMobileNetV3Space
 from supernets.checkpoint import save_supernet_weights
 from supernets.ofa_mbv3 import SupernetConfig, build_supernet
+from training.config import OptimConfig
 from utils.errors import UsageError
 
 SPACE = OFAMobileNetV3Space(lr=16, ur=20)
@@ -73,9 +73,10 @@ def test_evaluation_is_deterministic_and_order_free(config, archs, sequential_re
     assert [r.top1 for r in reversed_results[::-1]] == [r.top1 for r in sequential_results[0]]
 
 
-def test_process_backend_equals_sequential(config, archs, sequential_results, tmp_path):
+@pytest.mark.parametrize("name", list_backends())
+def test_every_backend_equals_sequential(config, archs, sequential_results, tmp_path, name):
     dirs = [tmp_path / f"net_{i}" for i in range(len(archs))]
-    with create_backend("process", EvaluatorSpec("supernet", {"config": config}), n_workers=2, n_gpus=0) as backend:
+    with create_backend(name, EvaluatorSpec("supernet", {"config": config}), n_workers=2, n_gpus=0) as backend:
         results = backend.evaluate(archs, dirs)
     for got, want in zip(results, sequential_results[0], strict=True):
         assert got.ok
@@ -91,8 +92,8 @@ def test_process_backend_equals_sequential(config, archs, sequential_results, tm
 
 def test_worker_loads_the_supernet_once(config, archs, tmp_path, monkeypatch):
     loads = []
-    real = supernet_module.load_supernet_weights
-    monkeypatch.setattr(supernet_module, "load_supernet_weights", lambda *a: loads.append(1) or real(*a))
+    real = OFAMobileNetV3Space.load_supernet
+    monkeypatch.setattr(OFAMobileNetV3Space, "load_supernet", lambda *a: loads.append(1) or real(*a))
     devices = queue.Queue()
     devices.put("cpu")
     backends._init_worker(EvaluatorSpec("supernet", {"config": config}), devices, torch.get_num_threads())
@@ -125,7 +126,7 @@ def test_failures_are_reported_and_the_batch_goes_on(config, archs, tmp_path, mo
 
 
 def test_nan_loss_is_a_failure(weights, archs, tmp_path):
-    cfg = SupernetEvalConfig(supernet_path=weights, n_bn_cal=32, n_epochs=1, lr=1e30, device="cpu")
+    cfg = SupernetEvalConfig(supernet_path=weights, n_bn_cal=32, n_epochs=1, optim=OptimConfig(lr=1e30), device="cpu")
     result = SupernetEvaluator(cfg).evaluate([archs[0]], [tmp_path / "net_0"])[0]
     assert result.status == "failed" and "non-finite training loss" in result.error
 

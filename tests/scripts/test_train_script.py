@@ -11,12 +11,12 @@ import pytest
 import torch
 
 import train
+import training.trainer as trainer_module
 from data import batches
-from evaluator.metrics import CostModel
-from search_space.ofa_mbv3 import OFAMobileNetV3Space
-from supernets.checkpoint import cpu_state_dict
-from supernets.evaluate import accuracy
+from search_space.ofa_mbv3 import CostModel, OFAMobileNetV3Space
 from supernets.ofa_mbv3 import SupernetConfig, build_supernet, extract_subnet
+from training.checkpoint import cpu_state_dict
+from training.evaluate import accuracy
 from utils.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +53,7 @@ def net_dir(template, tmp_path):
 @pytest.fixture(autouse=True)
 def small_digits(monkeypatch):
     """A few hundred digits images instead of all of them, so that an epoch takes a fraction of a second."""
-    real = train.create_dataset
+    real = trainer_module.create_dataset
 
     def small(name, **kwargs):
         full = real(name, **kwargs)
@@ -64,7 +64,7 @@ def small_digits(monkeypatch):
             test=full.test.subset(range(80)),
         )
 
-    monkeypatch.setattr(train, "create_dataset", small)
+    monkeypatch.setattr(trainer_module, "create_dataset", small)
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def accuracy_calls(monkeypatch):
         calls.append(split)
         return accuracy(model, splits, split, resolution, **kwargs)
 
-    monkeypatch.setattr(train, "accuracy", spy)
+    monkeypatch.setattr(trainer_module, "accuracy", spy)
     return calls
 
 
@@ -121,7 +121,7 @@ def test_fine_tunes_selects_on_validation_and_tests_once(net_dir, accuracy_calls
     costs = CostModel(SupernetConfig())(ARCH)
     assert {k: stats[k] for k in ("params", "macs", "activations", "peak_act", "latency")} == costs.as_dict()
     model = network(ckpt)
-    splits = train.create_dataset("digits")
+    splits = trainer_module.create_dataset("digits")
     assert stats["test_top1"] == accuracy(model, splits, "test", 16)  # measured on the saved (selected) weights
     assert stats["valid_top1"] == accuracy(model, splits, "valid", 16)
     x, _ = next(batches(splits, "test", 16, 5, train=False))
@@ -131,7 +131,7 @@ def test_fine_tunes_selects_on_validation_and_tests_once(net_dir, accuracy_calls
 
 def test_keeps_the_weights_of_the_best_validation_epoch(net_dir, monkeypatch):
     scores = iter([40.0, 70.0, 60.0])
-    monkeypatch.setattr(train.NetTrainer, "validate", lambda self: next(scores))
+    monkeypatch.setattr(trainer_module.NetTrainer, "validate", lambda self: next(scores))
     assert run(net_dir, "--epochs", "2") == 0
     stats = json.loads((net_dir / "net.stats").read_text())
     assert stats["best_epoch"] == 1 and stats["valid_top1"] == stats["top1"] == 70.0
@@ -146,18 +146,18 @@ def test_resumed_run_equals_uninterrupted_run(template, tmp_path, monkeypatch):
     whole = Path(shutil.copytree(template, tmp_path / "whole"))
     cut = Path(shutil.copytree(template, tmp_path / "cut"))
     assert run(whole, "--epochs", "2") == 0
-    real_save = train.NetTrainer.save_checkpoint
+    real_save = trainer_module.NetTrainer.save_checkpoint
 
     def save_then_die(self):
         real_save(self)
         raise KeyboardInterrupt  # killed right after the checkpoint of epoch 1
 
-    monkeypatch.setattr(train.NetTrainer, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(trainer_module.NetTrainer, "save_checkpoint", save_then_die)
     assert run(cut, "--epochs", "2") == 130
     assert load(cut / "net.train.pth")["finetune"]["epoch"] == 1
     assert json.loads((cut / "net.stats").read_text()) == SEARCH_STATS  # the search's stats survive a failed run
     assert not (cut / "ckpt.pth").exists()
-    monkeypatch.setattr(train.NetTrainer, "save_checkpoint", real_save)
+    monkeypatch.setattr(trainer_module.NetTrainer, "save_checkpoint", real_save)
     assert run(cut, "--epochs", "2", "--resume") == 0
     a, b = load(whole / "ckpt.pth")["state_dict"], load(cut / "ckpt.pth")["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -173,7 +173,7 @@ def test_epochs_0_exports_the_given_weights(net_dir, template):
     assert all(torch.equal(saved[k], v) for k, v in inherited["state_dict"].items())
     assert not (net_dir / "net.train.pth").exists()
     model = network({**inherited, "n_classes": 10})
-    x, _ = next(batches(train.create_dataset("digits"), "test", 16, 2, train=False))
+    x, _ = next(batches(trainer_module.create_dataset("digits"), "test", 16, 2, train=False))
     session = ort.InferenceSession(str(net_dir / "net.onnx"), providers=["CPUExecutionProvider"])
     assert_same_outputs(session, model, x)
     stats = json.loads((net_dir / "net.stats").read_text())
@@ -212,7 +212,7 @@ def _inherited(supernet, arch=ARCH, **extra):
 
 ERRORS = {
     "missing subnet": ({"net.subnet": None}, [], "subnet file not found"),
-    "malformed subnet": ({"net.subnet": "{ks: oops"}, [], "is not valid JSON"),
+    "malformed subnet": ({"net.subnet": "{ks: oops"}, [], "is not a readable JSON subnet file"),
     "invalid subnet": ({"net.subnet": {**ARCH, "ks": [4] * 20}}, [], "ks[0] = 4 is not one of (3, 5, 7)"),
     "early-exit subnet": ({"net.subnet": {**ARCH, "t": [0.9] * 4}}, [], "fine-tunes single-exit networks"),
     "no weights": ({"net.inherited": None}, [], "no weights to start from"),
@@ -261,6 +261,44 @@ def test_resume_refuses_other_settings(net_dir, capsys):
     assert run(net_dir, "--epochs", "1", "--resume", "--seed", "3") == 2
     assert "--seed 0 (now 3)" in capsys.readouterr().err
     assert snapshot(net_dir) == before
+
+
+def test_resumes_a_checkpoint_written_before_the_config_was_nested(net_dir):
+    assert run(net_dir, "--epochs", "1") == 0
+    state = load(net_dir / "net.train.pth")
+    assert state["config"]["lr"] == 0.05 and state["config"]["batch_size"] == 32 and "optim" not in state["config"]
+    old = {
+        "subnet": str(net_dir / "net.subnet"),
+        "init": None,
+        "from_scratch": False,
+        "save": None,
+        "dataset": "digits",
+        "data": None,
+        "n_classes": None,
+        "vld_size": None,
+        "width_mult": None,
+        "epochs": 1,
+        "lr": 0.05,
+        "momentum": 0.9,
+        "weight_decay": 3e-5,
+        "label_smoothing": 0.1,
+        "batch_size": 32,
+        "eval_batch_size": 256,
+        "n_bn_cal": 32,
+        "seed": 0,
+        "device": "cpu",
+        "num_workers": 0,
+        "resume": False,
+        "export": None,
+    }
+    assert state["config"] == {**old, "search_space": "ofa_mbv3"}  # the one key added since
+    torch.save({**state, "config": dict(reversed(old.items()))}, net_dir / "net.train.pth")
+    assert run(net_dir, "--epochs", "1", "--resume") == 0
+    assert json.loads((net_dir / "net.stats").read_text())["config"] == {
+        **old,
+        "search_space": "ofa_mbv3",
+        "resume": True,
+    }
 
 
 def test_command_line_entry_point(tmp_path):

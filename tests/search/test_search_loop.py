@@ -6,8 +6,9 @@ import pytest
 
 import evaluator.supernet as supernet_module
 import msunas
-from evaluator.metrics import CostModel
-from search.loop import Search, SearchState
+from search.loop import Search
+from search.state import SearchState
+from search_space.ofa_mbv3 import CostModel
 from supernets.ofa_mbv3 import SupernetConfig
 from utils.cli import run_cli
 

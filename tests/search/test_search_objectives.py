@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from evaluator.base import EvalResult
-from evaluator.metrics import CostMetrics
+from hw.metrics import CostMetrics
 from search.objectives import (
     Constraint,
     Objective,

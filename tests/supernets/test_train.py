@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -7,11 +8,19 @@ from tqdm import tqdm
 from supernets.checkpoint import load_supernet_weights
 from supernets.ofa_mbv3 import build_supernet
 from supernets.train import SupernetTrainer, TrainConfig, ensure_supernet, main
-from utils.cli import run_cli
+from training.config import OptimConfig
+from utils.cli import flat_record, run_cli
 from utils.errors import UsageError
 
 TINY = TrainConfig(
-    dataset="digits", resolution=16, epochs=2, batch_size=32, limit_train=64, n_bn_cal=64, n_card_random=2, seed=3
+    dataset="digits",
+    resolution=16,
+    epochs=2,
+    optim=OptimConfig(lr=0.05, batch_size=32),
+    limit_train=64,
+    n_bn_cal=64,
+    n_card_random=2,
+    seed=3,
 )
 
 
@@ -29,7 +38,8 @@ def test_training_writes_weights_card_and_checkpoint(tmp_path):
     assert acc["split"] == "valid" and acc["random"]["n"] == 2
     for value in (acc["smallest"], acc["largest"], acc["random"]["min"], acc["random"]["max"]):
         assert 0.0 <= value <= 100.0
-    assert path.with_suffix(".train.pth").is_file()
+    assert card["train_config"] == flat_record(TINY)  # its exact keys: tests/training/test_config.py
+    assert torch.load(path.with_suffix(".train.pth"), weights_only=True)["train_config"] == card["train_config"]
     net = build_supernet(TrainConfig().supernet_config(10))
     load_supernet_weights(net, path)  # the trained file loads like an OFA release
 
@@ -55,13 +65,13 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
 def test_resume_refuses_a_checkpoint_of_another_configuration(tmp_path):
     trainer = SupernetTrainer(TINY, tmp_path, "cpu")
     trainer.save_checkpoint()
-    other = TrainConfig(**{**TINY.__dict__, "lr": 0.01})
+    other = dataclasses.replace(TINY, optim=dataclasses.replace(TINY.optim, lr=0.01))
     with pytest.raises(UsageError, match="written by a run with another configuration"):
         SupernetTrainer(other, tmp_path, "cpu").run(resume=True)
 
 
 def test_ensure_supernet_reuses_cached_weights(tmp_path):
-    cfg = TrainConfig(**{**TINY.__dict__, "epochs": 1})
+    cfg = dataclasses.replace(TINY, epochs=1)
     path = ensure_supernet(cfg, tmp_path, "cpu")
     stamp = path.stat().st_mtime_ns
     assert ensure_supernet(cfg, tmp_path, "cpu") == path

@@ -1,13 +1,13 @@
 import pytest
 import torch
 
-from dnas.darts import IMAGE_2D, PRIMITIVES_CNN, TINYML_1D, Genotype_CNN, NetworkCnn, NetworkSearchCnn
+from dnas.darts import IMAGE_2D, TINYML_1D, Genotype_CNN, NetworkCnn, NetworkSearchCnn, default_primitives
 from dnas.darts.model import genotype_space
 from utils.errors import UsageError
 
 
 def set_row(alphas, edge, **values):
-    names = PRIMITIVES_CNN["1d"]
+    names = default_primitives("1d")
     for name, value in values.items():
         alphas[edge, names.index(name)] = value
 

@@ -22,9 +22,12 @@ def reduction_only_net():
 def test_cost_tables_count_each_candidate_at_its_shapes():
     net = reduction_only_net()
     # per edge: none 0; max pool 0 params, 8 ch x 3 taps x 4 positions = 96 MACs; 1x1 conv 8x8 = 64, x 4 = 256
-    assert net.cost_size[1].tolist() == [[0, 0, 64], [0, 0, 64]]
-    assert net.cost_macs[1].tolist() == [[0, 96, 256], [0, 96, 256]]
-    assert net.cost_size[0].abs().sum() == 0  # no normal cell
+    assert net.cost_table("size")[1].tolist() == [[0, 0, 64], [0, 0, 64]]
+    assert net.cost_table("macs")[1].tolist() == [[0, 96, 256], [0, 96, 256]]
+    assert net.cost_table("params")[0].abs().sum() == 0  # no normal cell
+    # outputs: 8 ch x 4 positions; live while running: 8 x 8 in + 32 out (the pool and the conv alike)
+    assert net.cost_table("activations")[1].tolist() == [[0, 32, 32], [0, 32, 32]]
+    assert net.cost_table("peak_act")[1].tolist() == [[0, 96, 96], [0, 96, 96]]
 
 
 def test_penalty_equals_hand_computed_expected_cost():

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dnas.fbnetv2 import FBNetV2, LayerDef, lenet_arch_def, ofa_arch_def
-from dnas.hw import systolic_latency
+from hw import systolic_latency
 from search_space.ofa_mbv3 import OFAMobileNetV3Space
 from utils.errors import UsageError
 

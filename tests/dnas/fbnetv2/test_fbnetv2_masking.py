@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from dnas.fbnetv2 import FBNetV2, lenet_arch_def
-from dnas.hw import SystolicArray, systolic_latency
+from hw import SystolicArray, systolic_latency
 
 
 def set_choices(model: FBNetV2, choices: list[tuple[int, int]]) -> None:

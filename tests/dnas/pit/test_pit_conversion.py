@@ -136,8 +136,10 @@ class Untraceable(nn.Module):
 def test_clear_errors():
     with pytest.raises(UsageError, match="cannot trace Untraceable"):
         PIT(Untraceable(), (4,))
-    with pytest.raises(UsageError, match="unknown cost model 'latency'"):
-        PIT(nn.Linear(4, 2), (4,), regularizer="latency")
+    with pytest.raises(UsageError, match="unknown cost model 'energy'"):
+        PIT(nn.Linear(4, 2), (4,), regularizer="energy")
+    with pytest.raises(UsageError, match="unknown hardware model 'toaster'"):
+        PIT(nn.Linear(4, 2), (4,), regularizer="latency", hardware="toaster")
     with pytest.raises(UsageError, match="input_shape"):
         PIT(nn.Linear(4, 2), (0, 4))
     with pytest.raises(UsageError, match="no layer called conv9"):

@@ -1,0 +1,1 @@
+"""Post-search: reading a finished search, choosing architectures from its front and writing them out."""

@@ -1,0 +1,140 @@
+"""Writing chosen architectures out: one folder per choice, ready for `train.py`, plus the front as CSV and PNG.
+
+A choice's folder `net-{label}_{rank}` holds `net.subnet` (the architecture, as upstream writes it), `net.stats`
+(what the search measured), `ckpt.pth` when the search saved one, and `net.inherited` when a supernet is given:
+`{"state_dict", "arch", "n_classes", "width_mult"}` of the subnet extracted from the supernet, ready to
+fine-tune. Each folder is filled under a temporary name and renamed into place, so it is complete or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from data import create_dataset
+from postsearch.selection import Front
+from search.archive import Entry
+from search.config import SearchConfig
+from search.files import entry_row
+from search.objectives import objective_matrix
+from search.plots import plot_front
+from search_space import SearchSpace
+from training.checkpoint import subnet_checkpoint
+from utils.errors import UsageError
+from utils.io import atomic_folder, atomic_torch_save, write_csv, write_json, write_text
+
+__all__ = ["Choice", "Inheritance", "load_inheritance", "name_choices", "write_choice", "write_plot", "write_tables"]
+
+log = logging.getLogger(__name__)
+
+SUBNET, STATS, CKPT, INHERITED = "net.subnet", "net.stats", "ckpt.pth", "net.inherited"
+MOST_ACCURATE = "top1"  # the label of the most accurate network's folder, as `--prefer top1` names it
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A chosen member of a front: its folder name and its index in the front."""
+
+    name: str
+    index: int
+
+
+def name_choices(label: str, picks: list[int], most_accurate: int) -> list[Choice]:
+    """`net-{label}_{rank}` for each pick, then `net-top1_0` for the most accurate member unless it is picked."""
+    choices = [Choice(f"net-{label}_{rank}", i) for rank, i in enumerate(picks)]
+    if most_accurate not in picks:
+        choices.append(Choice(f"net-{MOST_ACCURATE}_0", most_accurate))
+    return choices
+
+
+@dataclass(frozen=True)
+class Inheritance:
+    """A loaded supernet to extract chosen subnets (and their weights) from, with its search space."""
+
+    space: SearchSpace
+    supernet: nn.Module
+    n_classes: int
+    width_mult: float
+
+    def write(self, path: Path, arch: dict[str, object]) -> Path:
+        """`net.inherited` for `arch`: its extracted subnet's weights and what is needed to rebuild it."""
+        subnet = self.space.extract(self.supernet, arch)
+        return atomic_torch_save(path, subnet_checkpoint(subnet, arch, self.n_classes, self.width_mult))
+
+
+def load_inheritance(supernet_path: str | None, search: SearchConfig) -> Inheritance | None:
+    """The supernet for `net.inherited`: `supernet_path` ("none": no inherited weights), by default the search's.
+
+    The search's supernet (its `--supernet_path`, or the embedded default's cached weights) is skipped with a log
+    line when the file is not there; a `supernet_path` given but missing or unreadable is a `UsageError`. The
+    number of classes is the search's `--n_classes`, else its dataset's; the width multiplier the search's. A
+    classifier re-initialised for another number of classes is seeded with the search's seed.
+    """
+    if supernet_path == "none":
+        return None
+    space = search.space().unrestricted()
+    if supernet_path is None:
+        default = space.default_supernet(search.dataset, search.width_mult, search.device, train=False)
+        path = Path(search.supernet_path) if search.supernet_path else default
+        if path is None or not path.is_file():
+            log.info("the search's supernet %s is not here: no net.inherited (give --supernet_path)", path or "")
+            return None
+    else:
+        path = Path(supernet_path)
+        if not path.is_file():
+            raise UsageError(f"--supernet_path {path} not found")
+    n_classes = search.n_classes
+    if n_classes is None:
+        try:
+            splits = create_dataset(search.dataset, data=search.data, vld_size=search.vld_size, seed=search.seed)
+        except UsageError as err:
+            message = f"cannot tell the number of classes for net.inherited ({err}); or --supernet_path none"
+            raise UsageError(message) from None
+        n_classes = splits.n_classes
+    torch.manual_seed(search.seed)
+    supernet = space.load_supernet(path, n_classes, search.width_mult).eval()
+    return Inheritance(space, supernet, n_classes, search.width_mult)
+
+
+def write_choice(folder: Path, entry: Entry, ckpt: Path | None, inheritance: Inheritance | None) -> Path:
+    """Write one choice's folder (replacing whatever is at `folder`); see the module docstring."""
+    with atomic_folder(folder) as tmp:
+        write_text(tmp / SUBNET, json.dumps(entry.arch))
+        write_json(tmp / STATS, entry.stats)
+        if ckpt is not None:
+            shutil.copyfile(ckpt, tmp / CKPT)
+        if inheritance is not None:
+            inheritance.write(tmp / INHERITED, entry.arch)
+    return folder
+
+
+def write_tables(chosen_path: Path, front_path: Path, front: Front, choices: list[Choice]) -> None:
+    """The chosen networks and the whole front as CSV (a `folder` column names each member's choice, if any)."""
+    names = {c.index: c.name for c in choices}
+    write_csv(chosen_path, pd.DataFrame([{"folder": c.name, **entry_row(front.entries[c.index])} for c in choices]))
+    rows = [{"folder": names.get(i, ""), **entry_row(e)} for i, e in enumerate(front.entries)]
+    write_csv(front_path, pd.DataFrame(rows))
+
+
+def write_plot(path: Path, entries: list[Entry], front: Front, choices: list[Choice], title: str) -> Path:
+    """The PNG of every network considered, the front, and the choices marked and labelled by folder."""
+    F_all = objective_matrix([e.stats for e in entries], front.objectives)
+    F_front = front.values()
+    position = {id(e): i for i, e in enumerate(entries)}
+    return plot_front(
+        path,
+        F_all,
+        F_front,
+        tuple(o.label for o in front.objectives),
+        F_chosen=F_front[[c.index for c in choices]],
+        chosen_labels=[c.name.removeprefix("net-") for c in choices],
+        chosen_at=[position[id(front.entries[c.index])] for c in choices],
+        title=title,
+    )

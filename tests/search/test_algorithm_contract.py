@@ -1,0 +1,86 @@
+"""The contract every registered search algorithm keeps, on the tiny test space with a synthetic accuracy."""
+
+import numpy as np
+import pytest
+from pymoo.operators.crossover.ux import UniformCrossover
+from pymoo.operators.mutation.pm import PM
+
+from evaluator import EvalResult
+from search.algorithms import ALGORITHMS, EvolutionaryAlgorithm, SearchContext, create_algorithm
+from search.archive import Archive
+from search.objectives import build_constraints, create_objective
+from tests.search_space.tiny_space import TinySpace
+
+SPACE = TinySpace(lr=16, ur=32, rstep=4)
+COSTS = SPACE.cost_function(10)
+
+
+def context(seed: int = 0, **bounds: float) -> SearchContext:
+    objectives = [create_objective("top1"), create_objective("macs")]
+    return SearchContext(SPACE, objectives, build_constraints(**bounds), COSTS, seed=seed)
+
+
+def evaluated(archs, iteration, archive):
+    """Synthetic evaluations: accuracy grows with MACs, as on a real landscape."""
+    results = []
+    for arch in archs:
+        costs = COSTS(arch).as_dict()
+        results.append(
+            EvalResult(
+                arch,
+                "ok",
+                top1=50 + 40 * np.tanh(costs["macs"] * 4),
+                **{k: costs[k] for k in ("params", "macs", "activations")},
+            )
+        )
+    archive.add(results, iteration)
+
+
+def run(name: str, seed: int = 0, iterations: int = 2, **kwargs) -> Archive:
+    ctx = context(seed)
+    algorithm = create_algorithm(name, ctx, n_iter=3, predictor="carts", pop_size=8, n_gen=3, **kwargs)
+    archive = Archive(SPACE)
+    evaluated(algorithm.initial(6), 0, archive)
+    for k in range(1, iterations + 1):
+        archs, info = algorithm.ask(archive, k)
+        assert isinstance(info, dict)
+        evaluated(archs, k, archive)
+    return archive
+
+
+@pytest.mark.parametrize("name", ALGORITHMS.names(aliases=False))
+def test_initial_design_holds_the_extremes_and_distinct_architectures(name):
+    design = create_algorithm(name, context(), n_iter=3).initial(6)
+    assert design[:2] == [SPACE.smallest(), SPACE.largest()] and len(design) == 6
+    assert len({tuple(SPACE.encode(a)) for a in design}) == 6
+
+
+@pytest.mark.parametrize("name", ALGORITHMS.names(aliases=False))
+def test_asks_for_new_valid_architectures_reproducibly(name):
+    entry = ALGORITHMS.entry(name)
+    assert entry.factory.name == name and entry.help
+    archive = run(name)
+    keys = [tuple(SPACE.encode(e.arch)) for e in archive.entries]
+    assert len(keys) == len(set(keys)) == 6 + 2 * 3
+    assert all(SPACE.validate(e.arch) == e.arch for e in archive.entries)
+    again = run(name)
+    assert [e.arch for e in again.entries] == [e.arch for e in archive.entries]
+    assert [e.arch for e in run(name, seed=1).entries] != [e.arch for e in archive.entries]
+
+
+@pytest.mark.parametrize("name", [e.name for e in ALGORITHMS.entries() if issubclass(e.factory, EvolutionaryAlgorithm)])
+def test_nsga2_operators_are_constructor_arguments(name):
+    class CountingCrossover(UniformCrossover):
+        calls = 0
+
+        def _do(self, problem, genomes, **kwargs):
+            CountingCrossover.calls += 1
+            return super()._do(problem, genomes, **kwargs)
+
+    mutation = PM(prob=0.5, eta=20, vtype=float)
+    algorithm = create_algorithm(
+        name, context(), n_iter=3, pop_size=8, crossover=CountingCrossover(), mutation=mutation
+    )
+    assert algorithm.mutation is mutation and algorithm.nsga2(pop_size=8).mating.crossover is algorithm.crossover
+    run(name, iterations=1, crossover=CountingCrossover(), mutation=mutation)
+    assert CountingCrossover.calls > 0

@@ -1,0 +1,117 @@
+"""Training settings: `OptimConfig`, shared by every trainer, and `NetTrainConfig`, the run of `train.py`.
+
+A config nests an `OptimConfig` under `optim`; its flags and its `config` record stay flat (`--lr`, `"lr"`) through
+`utils.cli.flat_record` and `add_dataclass_flags`. Each user gives its own default instance (supernet training
+starts at lr 0.05, fine-tuning at 0.01).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from data import list_datasets
+from deploy import list_formats
+from utils.cli import flat_record
+from utils.errors import UsageError
+
+
+def _first_failure(checks: dict[str, bool]) -> None:
+    """Raise a `UsageError` with the message of the first failed check, if any."""
+    failed = [message for message, ok in checks.items() if not ok]
+    if failed:
+        raise UsageError(failed[0])
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """The optimiser and loss of a training run: SGD with Nesterov momentum, label-smoothed cross-entropy."""
+
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 3e-5
+    label_smoothing: float = 0.1
+    batch_size: int = 64
+
+    def checks(self) -> dict[str, bool]:
+        """Each check of a value a user may get wrong, keyed by the message naming the flag."""
+        return {
+            "--lr must be > 0": self.lr > 0,
+            "--momentum must lie in [0, 1)": 0 <= self.momentum < 1,
+            "--weight_decay must be >= 0": self.weight_decay >= 0,
+            "--label_smoothing must lie in [0, 1)": 0 <= self.label_smoothing < 1,
+            "--batch_size must be >= 2": self.batch_size >= 2,
+        }
+
+    def validate(self) -> OptimConfig:
+        """`self`, after every check passed (a `UsageError` with the first failure's message otherwise)."""
+        _first_failure(self.checks())
+        return self
+
+    def sgd(self, params: Iterable[nn.Parameter]) -> torch.optim.SGD:
+        """The SGD (Nesterov) optimiser of `params` at the initial learning rate."""
+        return torch.optim.SGD(
+            params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay, nesterov=True
+        )
+
+
+@dataclass(frozen=True)
+class NetTrainConfig:
+    """Everything that defines a fine-tuning run of one chosen network. Flag names follow upstream CNAS."""
+
+    subnet: str = ""
+    init: str | None = None
+    from_scratch: bool = False
+    save: str | None = None
+    search_space: str = "ofa_mbv3"
+    dataset: str = "digits"
+    data: str | None = None
+    n_classes: int | None = None
+    vld_size: int | None = None
+    width_mult: float | None = None
+    epochs: int = 10
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval_batch_size: int = 256
+    n_bn_cal: int = 500
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = 0
+    resume: bool = False
+    export: str | None = None
+
+    # Settings that may differ when a run is resumed (where things are, how it runs), all others must match.
+    RESUMABLE_CHANGES = ("subnet", "save", "resume", "export", "device", "num_workers", "eval_batch_size")
+
+    def validate(self) -> NetTrainConfig:
+        """`self`, after checking every value a user may get wrong (a `UsageError` naming the flag otherwise)."""
+        if self.dataset not in list_datasets():
+            raise UsageError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(list_datasets())}")
+        if self.export is not None and self.export not in list_formats():
+            raise UsageError(f"unknown --export format {self.export!r}; choose one of: {', '.join(list_formats())}")
+        _first_failure(
+            {
+                "--subnet is required (the net.subnet file of a chosen architecture)": bool(self.subnet),
+                "--init and --from_scratch exclude each other": not (self.init and self.from_scratch),
+                "--epochs must be >= 0": self.epochs >= 0,
+                **self.optim.checks(),
+                "--eval_batch_size must be >= 1": self.eval_batch_size >= 1,
+                "--n_bn_cal must be >= 0": self.n_bn_cal >= 0,
+                "--n_classes must be >= 2": self.n_classes is None or self.n_classes >= 2,
+                "--width_mult must be > 0": self.width_mult is None or self.width_mult > 0,
+                "--num_workers must be >= 0": self.num_workers >= 0,
+            }
+        )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat JSON-friendly record (one key per flag), stored in `net.stats` and in the training checkpoint."""
+        return flat_record(self)
+
+    def differences(self, stored: dict[str, Any]) -> list[str]:
+        """Flags whose values differ from a stored record, ignoring those a resume may change."""
+        mine = self.to_dict()
+        return sorted(k for k in mine if k not in self.RESUMABLE_CHANGES and stored.get(k, mine[k]) != mine[k])

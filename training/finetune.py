@@ -1,0 +1,148 @@
+"""Fine-tuning one static network: the SGD loop shared by the supernet evaluator and `train.py`.
+
+SGD with Nesterov momentum, a cosine learning rate stepped once per epoch, label smoothing and the dataset's
+training augmentation; mixed precision (`torch.autocast` and a `GradScaler`) only on CUDA. The run owns its random
+streams (the order and augmentation of the images, and dropout), seeded from `FineTuneConfig.seed` and saved in
+`FineTuner.state_dict`, so a run resumed after any epoch continues exactly as if it had never stopped, and the
+global torch random state is left as it was.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from data import DatasetSplits, batches
+from training.config import OptimConfig
+
+
+@dataclass(frozen=True)
+class FineTuneConfig:
+    """The settings of a fine-tuning run (everything that decides its result)."""
+
+    epochs: int
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    seed: int = 0
+    mixed_precision: bool = True  # only takes effect on CUDA
+    num_workers: int = 0
+
+
+class FineTuner:
+    """Trains `model` on the training split of `splits` at `resolution`, one epoch per `train_epoch` call."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        splits: DatasetSplits,
+        resolution: int,
+        cfg: FineTuneConfig,
+        device: torch.device,
+    ) -> None:
+        self.model = model
+        self.splits = splits
+        self.resolution = resolution
+        self.cfg = cfg
+        self.device = device
+        self.optimizer = cfg.optim.sgd(model.parameters())
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(cfg.epochs, 1))
+        self.amp = cfg.mixed_precision and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # image order and augmentation
+        with torch.random.fork_rng(devices=self._cuda_devices):
+            torch.manual_seed(cfg.seed)
+            self.rng_state = self._get_rng_state()  # dropout
+        self.epoch = 0
+
+    @property
+    def _cuda_devices(self) -> list[torch.device]:
+        return [self.device] if self.device.type == "cuda" else []
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps per epoch (a final batch of one image is dropped)."""
+        full, rest = divmod(len(self.splits.train), self.cfg.optim.batch_size)
+        return full + (1 if rest > 1 else 0)
+
+    def train_epoch(self, progress: tqdm | None = None) -> float:
+        """One epoch over the training split; returns the mean loss. The model is left in eval mode."""
+        losses = []
+        with torch.random.fork_rng(devices=self._cuda_devices):
+            self._set_rng_state(self.rng_state)
+            self.model.train()
+            for x, y in batches(
+                self.splits,
+                "train",
+                self.resolution,
+                self.cfg.optim.batch_size,
+                train=True,
+                generator=self.generator,
+                device=self.device,
+                num_workers=self.cfg.num_workers,
+            ):
+                losses.append(self._step(x, y))
+                if progress is not None:
+                    progress.update(1)
+                    progress.set_postfix(epoch=self.epoch + 1, loss=f"{losses[-1]:.3f}")
+            self.rng_state = self._get_rng_state()
+        self.model.eval()
+        self.scheduler.step()
+        self.epoch += 1
+        return float(np.mean(losses)) if losses else float("nan")
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
+            loss = F.cross_entropy(self.model(x), y, label_smoothing=self.cfg.optim.label_smoothing)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"non-finite training loss {value} in epoch {self.epoch + 1}")
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return value
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything besides the model's weights needed to continue exactly: optimiser, schedule, scaler, RNGs."""
+        return {
+            "epoch": self.epoch,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "generator": self.generator.get_state(),
+            "rng": self.rng_state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a `state_dict()` (the model's weights are loaded separately)."""
+        self.epoch = int(state["epoch"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.generator.set_state(state["generator"])
+        self.rng_state = dict(state["rng"])
+
+    def _get_rng_state(self) -> dict[str, torch.Tensor]:
+        state = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _set_rng_state(self, state: dict[str, torch.Tensor]) -> None:
+        torch.set_rng_state(state["cpu"])
+        if self.device.type == "cuda" and "cuda" in state:
+            torch.cuda.set_rng_state(state["cuda"], self.device)
+
+
+def fine_tune(
+    model: nn.Module, splits: DatasetSplits, resolution: int, cfg: FineTuneConfig, device: torch.device
+) -> list[float]:
+    """Train `model` for all `cfg.epochs` epochs in one go (no checkpoints); returns the mean loss per epoch."""
+    tuner = FineTuner(model, splits, resolution, cfg, device)
+    return [tuner.train_epoch() for _ in range(cfg.epochs)]

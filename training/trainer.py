@@ -1,0 +1,328 @@
+"""The trainer behind `train.py`: fine-tune one chosen single-exit network, select it on validation, test it once.
+
+`NetTrainer(cfg)` reads and checks every input at construction (the subnet, its starting weights, a checkpoint to
+resume) and writes nothing before `run`. Files are named after the subnet file (`Paths`): `ckpt.pth`, `net.stats`,
+the per-epoch checkpoint `net.train.pth` and exports, all written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from data import DatasetSplits, create_dataset
+from deploy import export_model
+from search_space import Arch, SearchSpace, create_search_space, read_subnet
+from training.bn import recalibrate_bn
+from training.checkpoint import cpu_state_dict, read_checkpoint, state_dict_of, subnet_checkpoint
+from training.config import NetTrainConfig
+from training.evaluate import accuracy, calibration_images
+from training.finetune import FineTuneConfig, FineTuner
+from utils.device import resolve_device
+from utils.errors import UsageError
+from utils.io import atomic_torch_save, write_json
+from utils.seed import seed_everything
+
+log = logging.getLogger("train")
+
+CKPT_NAME = "ckpt.pth"
+EARLY_EXIT_KEYS = ("b", "t")
+
+
+def read_single_exit_subnet(path: Path, space: SearchSpace) -> Arch:
+    """The canonical single-exit architecture of `space` in a `net.subnet` file; anything else is a `UsageError`."""
+    arch = read_subnet(path)
+    if any(key in arch for key in EARLY_EXIT_KEYS):
+        raise UsageError(
+            f"{path} describes an early-exit network (keys 'b'/'t'); train.py fine-tunes single-exit networks, "
+            "and early-exit ones need early_exit/train.py, which this repository does not have yet"
+        )
+    return _validate_arch(arch, str(path), space)
+
+
+def _validate_arch(arch: Any, source: str, space: SearchSpace) -> Arch:
+    """`arch` in canonical form (any resolution the supernet can run); invalid ones name `source`."""
+    try:
+        return space.validate(arch)
+    except UsageError as err:
+        raise type(err)(f"{source}: {err}") from None
+
+
+@dataclass
+class Paths:
+    """Where a run reads and writes, derived from the subnet file (`net.subnet` → `net.*` next to it)."""
+
+    subnet: Path
+    save: Path
+
+    @property
+    def stem(self) -> str:
+        """The subnet file's name without its suffix (`net` for `net.subnet`)."""
+        return self.subnet.stem
+
+    @property
+    def inherited(self) -> Path:
+        """The default initial weights: the inherited ones written by post_search.py."""
+        return self.subnet.with_suffix(".inherited")
+
+    @property
+    def search_ckpt(self) -> Path:
+        """The fallback initial weights: the evaluator's (or an earlier run's) checkpoint."""
+        return self.subnet.parent / CKPT_NAME
+
+    @property
+    def search_stats(self) -> Path:
+        """The stats next to the subnet (the search's numbers, kept under `search`)."""
+        return self.subnet.with_suffix(".stats")
+
+    @property
+    def ckpt(self) -> Path:
+        """The selected weights, in the evaluator's checkpoint format plus `n_classes` and `width_mult`."""
+        return self.save / CKPT_NAME
+
+    @property
+    def stats(self) -> Path:
+        """The final numbers."""
+        return self.save / f"{self.stem}.stats"
+
+    @property
+    def checkpoint(self) -> Path:
+        """The per-epoch training checkpoint that `--resume` continues from."""
+        return self.save / f"{self.stem}.train.pth"
+
+    def export(self, fmt: str) -> Path:
+        """The exported network in format `fmt` (`net.onnx`)."""
+        return self.save / f"{self.stem}.{fmt}"
+
+
+class NetTrainer:
+    """One fine-tuning run: every input is read and checked at construction, and nothing is written before `run`."""
+
+    def __init__(self, cfg: NetTrainConfig) -> None:
+        self.cfg = cfg.validate()
+        subnet = Path(cfg.subnet)
+        self.paths = Paths(subnet, Path(cfg.save) if cfg.save else subnet.parent)
+        self.space = create_search_space(cfg.search_space).unrestricted()
+        self.arch = read_single_exit_subnet(subnet, self.space)
+        self.resolution = self.space.resolution(self.arch)
+        self.device = resolve_device(cfg.device)
+        seed_everything(cfg.seed)
+        self.splits: DatasetSplits = create_dataset(cfg.dataset, data=cfg.data, vld_size=cfg.vld_size, seed=cfg.seed)
+        self.n_classes = self.splits.n_classes
+        if cfg.n_classes is not None and cfg.n_classes != self.n_classes:
+            raise UsageError(f"--n_classes {cfg.n_classes} but dataset {cfg.dataset} has {self.n_classes} classes")
+        self.search_stats = self._read_search_stats()
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {}
+        resumed = self._read_resume_state() if cfg.resume else None
+        if resumed is not None:
+            self.init = str(resumed["init"])
+            self.width_mult = float(resumed["width_mult"])
+            weights = state_dict_of(resumed, self.paths.checkpoint)
+        else:
+            init_path = self._init_path()
+            self.init = str(init_path) if init_path else "scratch"
+            weights, self.width_mult = self._read_weights(init_path) if init_path else (None, cfg.width_mult or 1.0)
+        self.model = self.space.build_network(self.arch, self.n_classes, self.width_mult)
+        if weights is not None:
+            self._load_weights(weights, self.paths.checkpoint if resumed is not None else Path(self.init))
+        self.model.to(self.device).eval()
+        tune = FineTuneConfig(
+            epochs=cfg.epochs, optim=cfg.optim, seed=cfg.seed, mixed_precision=True, num_workers=cfg.num_workers
+        )
+        self.tuner = FineTuner(self.model, self.splits, self.resolution, tune, self.device)
+        if resumed is not None:
+            self.tuner.load_state_dict(resumed["finetune"])
+            self.history = list(resumed["history"])
+            self.best = dict(resumed["best"])
+            log.info("resuming %s after epoch %d of %d", self.paths.checkpoint, self.tuner.epoch, cfg.epochs)
+
+    def _init_path(self) -> Path | None:
+        """The initial weights file, or None for `--from_scratch`."""
+        if self.cfg.from_scratch:
+            return None
+        if self.cfg.init:
+            return Path(self.cfg.init)
+        for path in (self.paths.inherited, self.paths.search_ckpt):
+            if path.is_file():
+                return path
+        raise UsageError(
+            f"no weights to start from: neither {self.paths.inherited} nor {self.paths.search_ckpt} exists "
+            "(pass --init PATH, or --from_scratch)"
+        )
+
+    def _read_weights(self, path: Path) -> tuple[dict[str, torch.Tensor], float]:
+        """The state dict and width multiplier of an inherited-weights or `ckpt.pth` file, checked against the run."""
+        state: dict[str, Any] = read_checkpoint(path)
+        if "arch" not in state:
+            raise UsageError(f"{path} records no architecture ('arch'); expected a net.inherited or ckpt.pth file")
+        if _validate_arch(state["arch"], str(path), self.space) != self.arch:
+            raise UsageError(f"{path} holds weights of another architecture than {self.paths.subnet}")
+        if "n_classes" in state and state["n_classes"] != self.n_classes:
+            raise UsageError(
+                f"{path} holds a {state['n_classes']}-class network but dataset {self.cfg.dataset} has "
+                f"{self.n_classes} classes"
+            )
+        width_mult = float(state.get("width_mult", self.cfg.width_mult or 1.0))
+        if self.cfg.width_mult is not None and width_mult != self.cfg.width_mult:
+            raise UsageError(f"{path} holds a network of width {width_mult}, not --width_mult {self.cfg.width_mult}")
+        return state_dict_of(state, path), width_mult
+
+    def _load_weights(self, weights: dict[str, torch.Tensor], path: Path) -> None:
+        try:
+            self.model.load_state_dict(weights)
+        except (AssertionError, RuntimeError, KeyError, ValueError) as err:
+            detail = " ".join(str(err).split())[:300] or type(err).__name__
+            raise UsageError(f"{path} does not fit the network of {self.paths.subnet}: {detail}") from None
+
+    def _read_resume_state(self) -> dict[str, Any]:
+        path = self.paths.checkpoint
+        if not path.is_file():
+            raise UsageError(f"nothing to resume: no training checkpoint {path}")
+        state: dict[str, Any] = read_checkpoint(path)
+        if not {"config", "arch", "finetune", "best", "history", "init", "width_mult"} <= state.keys():
+            raise UsageError(f"{path} is not a train.py checkpoint")
+        if state["arch"] != self.arch:
+            raise UsageError(f"{path} was written for another architecture than {self.paths.subnet}")
+        stored, mine = state["config"], self.cfg.to_dict()
+        changed = self.cfg.differences(stored)
+        if changed:
+            raise UsageError(
+                f"{path} was written with other settings: "
+                + ", ".join(f"--{k} {stored.get(k)!r} (now {mine[k]!r})" for k in changed)
+            )
+        return state
+
+    def _read_search_stats(self) -> dict[str, Any] | None:
+        """The search's numbers for this subnet, from the stats next to it (as an earlier run kept them)."""
+        path = self.paths.search_stats
+        if not path.is_file():
+            return None
+        try:
+            previous = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            log.warning("%s is not valid JSON: it will be replaced without its numbers", path)
+            return None
+        if not isinstance(previous, dict):
+            return None
+        return previous.get("search") if "test_top1" in previous else previous
+
+    def validate(self) -> float:
+        """Top-1 (percent) on the validation split."""
+        return accuracy(
+            self.model,
+            self.splits,
+            "valid",
+            self.resolution,
+            batch_size=self.cfg.eval_batch_size,
+            device=self.device,
+        )
+
+    def _end_epoch(self, loss: float | None) -> None:
+        """Validate, record, keep the weights if they are the best so far (ties keep the earlier epoch)."""
+        epoch = self.tuner.epoch
+        top1 = self.validate()
+        self.history.append({"epoch": epoch, "train_loss": loss, "valid_top1": top1})
+        if not self.best or top1 > self.best["valid_top1"]:
+            self.best = {"epoch": epoch, "valid_top1": top1, "state_dict": cpu_state_dict(self.model)}
+        log.info(
+            "epoch %d/%d: %svalid top-1 %.2f%% (best %.2f%%, epoch %d)",
+            epoch,
+            self.cfg.epochs,
+            "" if loss is None else f"loss {loss:.4f}, ",
+            top1,
+            self.best["valid_top1"],
+            self.best["epoch"],
+        )
+
+    def save_checkpoint(self) -> None:
+        """Write the per-epoch checkpoint (weights, optimiser, schedule, RNGs, best so far, history), atomically."""
+        atomic_torch_save(
+            self.paths.checkpoint,
+            {
+                **subnet_checkpoint(self.model, self.arch, self.n_classes, self.width_mult),
+                "init": self.init,
+                "finetune": self.tuner.state_dict(),
+                "best": self.best,
+                "history": self.history,
+                "config": self.cfg.to_dict(),
+            },
+        )
+
+    def train(self) -> None:
+        """Epoch 0 (the starting weights), then every remaining epoch with a checkpoint after each."""
+        cfg = self.cfg
+        if not self.history:
+            if cfg.n_bn_cal > 0:
+                images = calibration_images(
+                    self.splits,
+                    self.resolution,
+                    cfg.n_bn_cal,
+                    batch_size=cfg.eval_batch_size,
+                    seed=cfg.seed,
+                    device=self.device,
+                )
+                recalibrate_bn(self.model, images)
+            self._end_epoch(loss=None)
+        steps = self.tuner.steps_per_epoch
+        with tqdm(total=steps * cfg.epochs, initial=steps * self.tuner.epoch, desc="train", unit="step") as bar:
+            while self.tuner.epoch < cfg.epochs:
+                try:
+                    loss = self.tuner.train_epoch(bar)
+                except FloatingPointError as err:
+                    raise UsageError(f"training diverged: {err}; try a lower --lr") from None
+                self._end_epoch(loss)
+                self.save_checkpoint()
+
+    def run(self) -> dict[str, Any]:
+        """Train, select, test once, write `ckpt.pth`, the export and (last) the stats; returns the stats."""
+        start = time.perf_counter()
+        self.train()
+        self.model.load_state_dict(self.best["state_dict"])
+        test_top1 = accuracy(
+            self.model, self.splits, "test", self.resolution, batch_size=self.cfg.eval_batch_size, device=self.device
+        )
+        costs = self.space.cost_function(self.n_classes, self.width_mult)(self.arch)
+        stats: dict[str, Any] = {
+            "top1": self.best["valid_top1"],
+            "valid_top1": self.best["valid_top1"],
+            "test_top1": test_top1,
+            "best_epoch": self.best["epoch"],
+            **costs.as_dict(),
+            "epochs": self.cfg.epochs,
+            "seed": self.cfg.seed,
+            "init": self.init,
+            "n_classes": self.n_classes,
+            "width_mult": self.width_mult,
+            "history": self.history,
+            "train_time_s": round(time.perf_counter() - start, 1),
+            "config": self.cfg.to_dict(),
+        }
+        if self.search_stats is not None:
+            stats["search"] = self.search_stats
+        if self.cfg.export:
+            path = export_model(self.cfg.export, self.model, self.paths.export(self.cfg.export), self.resolution)
+            log.info("exported %s", path)
+        atomic_torch_save(self.paths.ckpt, subnet_checkpoint(self.model, self.arch, self.n_classes, self.width_mult))
+        write_json(self.paths.stats, stats)
+        log.info(
+            "%s: valid top-1 %.2f%% (selected: epoch %d of %d), test top-1 %.2f%% (measured once, on the selected "
+            "weights); %.3f M params, %.3f M MACs; wrote %s and %s",
+            self.paths.subnet,
+            stats["valid_top1"],
+            stats["best_epoch"],
+            self.cfg.epochs,
+            test_top1,
+            costs.params,
+            costs.macs,
+            self.paths.ckpt,
+            self.paths.stats,
+        )
+        return stats
