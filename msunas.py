@@ -53,7 +53,7 @@ def build_search(cfg: SearchConfig, state: SearchState | None) -> Search:
     space = cfg.space()
     objectives = [cfg.objective(name) for name in cfg.objectives]
     constraints = cfg.constraints()
-    splits = create_dataset(cfg.dataset, data=cfg.data, vld_size=cfg.vld_size, seed=cfg.seed)
+    splits = create_dataset(cfg.dataset, data=cfg.data)  # for its classes: the evaluator checks the split it uses
     if cfg.n_classes is not None and cfg.n_classes != splits.n_classes:
         raise UsageError(f"--n_classes {cfg.n_classes} but dataset {cfg.dataset} has {splits.n_classes} classes")
     evaluator = EVALUATORS.get(cfg.evaluator_name)
@@ -100,8 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python msunas.py`."""
     cfg = parse_config(argv)
     cfg, state = prepare(cfg)
+    seed_everything(cfg.seed)  # before anything touches CUDA: it sets the determinism flags too
     search = build_search(cfg, state)
-    seed_everything(cfg.seed)
     save = Path(cfg.save)
     save.mkdir(parents=True, exist_ok=True)
     write_json(save / CONFIG_FILE, cfg.to_dict())
@@ -114,7 +114,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         json.dumps({"hv": final.hv_history[-1], "evaluated": len(final.archive), "failed": len(final.archive.failed)})
     )
+    print("\nnext: " + "\n      ".join(next_commands(cfg, final.iteration)))
     return 0
+
+
+def next_commands(cfg: SearchConfig, iteration: int) -> list[str]:
+    """The `post_search.py` command that picks networks from this search, and the `train.py` command after it."""
+    prefer = "trade-off" if cfg.sec_obj else "top1"
+    final = Path(cfg.save) / "final"
+    flags = "" if cfg.dataset == "digits" else f" --dataset {cfg.dataset}" + (f" --data {cfg.data}" if cfg.data else "")
+    space = "" if cfg.search_space == "ofa_mbv3" else f" --search_space {cfg.search_space}"
+    return [
+        f"python post_search.py --save {final} --expr {cfg.save}/iter_{iteration}.stats -n 2 --prefer {prefer}",
+        f"python train.py --subnet {final}/net-{prefer}_0/net.subnet --epochs 3 --export onnx{flags}{space}",
+    ]
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from postsearch.export import load_inheritance, name_choices, write_choice, writ
 from postsearch.finished import read_search
 from postsearch.selection import build_front, choose, create_chooser, with_exits
 from search.files import find_net_folder
+from search.objectives import OBJECTIVES
 from utils.cli import ArgumentParser, dataclass_from_args, run_cli
 from utils.errors import UsageError
 
@@ -54,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--prefer",
         default="trade-off",
-        help="trade-off, an objective (top1, macs, params, ...) or objective#target pairs like top1#80+macs#150",
+        help=f"trade-off, an objective of the search ({', '.join(OBJECTIVES.names())}) or objective#target pairs "
+        "like top1#80+macs#150 (default: trade-off)",
     )
     parser.add_argument(
         "--get_archive", action="store_true", help="rebuild the archive from the search folder's iter_*/net_*/"

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from data import DATASETS
 from deploy import list_formats
 from search_space import SEARCH_SPACES
-from training.config import NetTrainConfig
+from training.config import OPTIM_HELP, NetTrainConfig
 from training.trainer import NetTrainer
 from utils.cli import ArgumentParser, add_dataclass_flags, dataclass_from_args, run_cli
 
@@ -34,17 +34,13 @@ HELP = {
     "dataset": f"dataset. {DATASETS.describe()}",
     "data": "dataset folder",
     "n_classes": "number of classes (checked against the dataset)",
-    "vld_size": "validation images carved from the training set, for model selection",
+    "vld_size": "validation images carved from the training set (default: the supernet's split, from net.inherited)",
     "width_mult": "supernet width multiplier; none: as recorded with the weights, else 1.0",
     "epochs": "fine-tuning epochs (0: measure and export the given weights)",
-    "lr": "initial learning rate of the cosine schedule",
-    "momentum": "SGD (Nesterov) momentum",
-    "weight_decay": "SGD weight decay",
-    "label_smoothing": "label smoothing of the cross-entropy loss",
-    "batch_size": "training batch size",
+    **OPTIM_HELP,
     "eval_batch_size": "batch size for validation and test",
     "n_bn_cal": "training images to re-estimate batch-norm statistics on before training (0: keep them)",
-    "seed": "fixes every random source",
+    "seed": "fixes every random source of the run (the validation split is the supernet's, when recorded)",
     "device": "auto, cpu, cuda or cuda:N",
     "num_workers": "image-decoding processes for datasets stored as files",
     "resume": "continue from the per-epoch checkpoint",

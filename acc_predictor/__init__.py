@@ -6,7 +6,7 @@ from acc_predictor import gp as _gp  # noqa: F401  (registers "gp")
 from acc_predictor import mlp as _mlp  # noqa: F401  (registers "mlp")
 from acc_predictor import rbf as _rbf  # noqa: F401  (registers "rbf")
 from acc_predictor.base import CVReport, Predictor, cross_validate
-from acc_predictor.registry import PREDICTORS, create_predictor, list_predictors, register_predictor
+from acc_predictor.registry import PREDICTORS, create_predictor, list_predictors, min_points, register_predictor
 
 __all__ = [
     "PREDICTORS",
@@ -15,5 +15,6 @@ __all__ = [
     "create_predictor",
     "cross_validate",
     "list_predictors",
+    "min_points",
     "register_predictor",
 ]

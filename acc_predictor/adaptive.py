@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from acc_predictor.base import CVReport, Predictor, cross_validate
+from acc_predictor.base import MIN_CV_POINTS, CVReport, Predictor, cross_validate
 from acc_predictor.registry import create_predictor, register_predictor
 
 DEFAULT_POOL = ("rbf", "gp", "carts", "mlp")
@@ -35,7 +35,9 @@ class MemberScore:
         return self.tau_mean - self.tau_std
 
 
-@register_predictor("as", "adaptive", help="adaptive switching: the best of the others by cross-validated tau")
+@register_predictor(
+    "as", "adaptive", help="adaptive switching: the best of the others by cross-validated tau", min_points=MIN_CV_POINTS
+)
 class AdaptiveSwitching(Predictor):
     """Cross-validates every predictor of `pool` and keeps the one with the best mean − std of per-fold tau."""
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 import numpy as np
 from sklearn.ensemble import RandomForestRegressor
 
-from acc_predictor.base import Predictor
+from acc_predictor.base import MIN_CV_POINTS, Predictor
 from acc_predictor.registry import register_predictor
 
 
-@register_predictor("carts", help="random forest of regression trees")
+@register_predictor("carts", help="random forest of regression trees", min_points=MIN_CV_POINTS)
 class CARTsPredictor(Predictor):
     """Random forest of `n_estimators` bootstrapped regression trees over `max_features` of the genes per split."""
 

@@ -27,7 +27,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Kernel, Matern, WhiteKernel
 
-from acc_predictor.base import Predictor
+from acc_predictor.base import MIN_CV_POINTS, Predictor
 from acc_predictor.registry import register_predictor
 
 LENGTH_SCALE_BOUNDS = (0.1, 100.0)
@@ -44,7 +44,7 @@ MAX_ITER = 200
 """L-BFGS-B iterations per start; the likelihood has flattened long before on the problems we tried."""
 
 
-@register_predictor("gp", help="Gaussian process (ARD Matérn-5/2)")
+@register_predictor("gp", help="Gaussian process (ARD Matérn-5/2)", min_points=MIN_CV_POINTS)
 class GPPredictor(Predictor):
     """Gaussian process with an ARD Matérn-5/2 plus white-noise kernel, fitted by marginal likelihood."""
 

@@ -29,13 +29,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from acc_predictor.base import Predictor
+from acc_predictor.base import MIN_CV_POINTS, Predictor
 from acc_predictor.registry import register_predictor
 
 ENCODINGS = ("scaled", "onehot")
 
 
-@register_predictor("mlp", help="two-hidden-layer perceptron")
+@register_predictor("mlp", help="two-hidden-layer perceptron", min_points=MIN_CV_POINTS)
 class MLPPredictor(Predictor):
     """Two-hidden-layer ReLU perceptron with dropout, trained with Adam and early stopping on a 20 % hold-out."""
 

@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 
-from acc_predictor.base import Predictor
+from acc_predictor.base import MIN_CV_POINTS, Predictor
 from acc_predictor.registry import register_predictor
 
 with warnings.catch_warnings():  # pySOT imports pyDOE2, which imports the deprecated `imp` module
@@ -34,7 +34,7 @@ RANK_RTOL = 1e-8
 """Singular values below this fraction of the largest count as directions the data does not span."""
 
 
-@register_predictor("rbf", help="cubic radial basis functions (pySOT)")
+@register_predictor("rbf", help="cubic radial basis functions (pySOT)", min_points=MIN_CV_POINTS)
 class RBFPredictor(Predictor):
     """Cubic RBF interpolant with a linear tail (pySOT), on genomes scaled to the unit box by the bounds."""
 

@@ -28,7 +28,7 @@ from bench.report import machine, markdown_table, publish
 from data import batches, create_dataset
 from dnas.darts import DartsSearchConfig, measure, optimization_modes, search
 from dnas.darts.train_cnn_search import evaluate
-from utils.cli import run_cli
+from utils.cli import ArgumentParser, int_at_least, run_cli
 from utils.seed import seed_everything
 
 logger = logging.getLogger("bench.darts")
@@ -174,7 +174,7 @@ def ratio(row: dict[str, Any], reference: dict[str, Any] | None, key: str) -> st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m bench.darts", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument(
         "--modes",
@@ -184,19 +184,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="nas_optimization_mode: none, Memory (params), Compute (macs) or an hw cost model",
     )
     parser.add_argument("--unrolled_modes", nargs="*", default=["none"], help="also searched unrolled")
-    parser.add_argument("--epochs", type=int, default=5, help="search epochs (nas_budget)")
-    parser.add_argument("--final_epochs", type=int, default=8)
-    parser.add_argument("--channels", type=int, default=8)
-    parser.add_argument("--layers", type=int, default=3)
-    parser.add_argument("--nodes", type=int, default=2)
+    parser.add_argument("--epochs", type=int_at_least(1), default=5, help="search epochs (nas_budget)")
+    parser.add_argument("--final_epochs", type=int_at_least(1), default=8)
+    parser.add_argument("--channels", type=int_at_least(1), default=8)
+    parser.add_argument("--layers", type=int_at_least(1), default=3)
+    parser.add_argument("--nodes", type=int_at_least(1), default=2)
     parser.add_argument("--resource_weight", type=float, default=1.0)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--arch_lr", type=float, default=3e-3)
     parser.add_argument("--final_lr", type=float, default=0.05)
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--n_train", type=int, default=600, help="training samples (both tasks)")
-    parser.add_argument("--n_valid", type=int, default=300, help="sensor-1d validation samples")
-    parser.add_argument("--n_test", type=int, default=400, help="sensor-1d test samples")
+    parser.add_argument("--batch_size", type=int_at_least(2), default=64)
+    parser.add_argument("--n_train", type=int_at_least(1), default=600, help="training samples (both tasks)")
+    parser.add_argument("--n_valid", type=int_at_least(1), default=300, help="sensor-1d validation samples")
+    parser.add_argument("--n_test", type=int_at_least(1), default=400, help="sensor-1d test samples")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="darts", help="results name (bench/results/<name>.json, README section)")
     args = parser.parse_args(argv)

@@ -12,7 +12,6 @@ Validation top-1 selects; the test split is evaluated once per network, at the e
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from collections.abc import Sequence
@@ -20,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import machine, markdown_table, publish
-from data import create_dataset
+from data import DATASETS, create_dataset, list_datasets
 from dnas.fbnetv2 import FBNetV2, SearchConfig, lenet_arch_def, search
 from hw import SystolicArray, systolic_latency
-from utils.cli import run_cli
+from utils.cli import ArgumentParser, int_at_least, run_cli
 
 logger = logging.getLogger("bench.fbnetv2")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -75,14 +74,14 @@ def row(method: str, setting: str, size: int, result: Any, latency: int, referen
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", default="digits")
-    parser.add_argument("--resolution", type=int, default=16)
-    parser.add_argument("--arrays", type=int, nargs="+", default=[8, 32], help="square array sizes s1 = s2")
+    parser = ArgumentParser(prog="python -m bench.fbnetv2", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="digits", choices=list_datasets(), help=f"dataset. {DATASETS.describe()}")
+    parser.add_argument("--resolution", type=int_at_least(1), default=16)
+    parser.add_argument("--arrays", type=int_at_least(1), nargs="+", default=[8, 32], help="square array sizes s1 = s2")
     parser.add_argument("--strengths", type=float, nargs="+", default=[0.0, 0.1, 0.3, 1.0, 3.0])
     parser.add_argument("--widths", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0], help="baseline")
-    parser.add_argument("--epochs", type=int, default=15, help="search epochs")
-    parser.add_argument("--final_epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int_at_least(0), default=15, help="search epochs")
+    parser.add_argument("--final_epochs", type=int_at_least(0), default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="fbnetv2", help="results name (bench/results/<name>.json, README section)")
     args = parser.parse_args(argv)

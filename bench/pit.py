@@ -25,12 +25,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.report import machine, markdown_table, publish
-from data import DatasetSplits, batches, create_dataset
+from data import DATASETS, DatasetSplits, batches, create_dataset, list_datasets
 from data.fashion_mnist import DEFAULT_ROOT
 from dnas.models import create_tiny_model
 from dnas.pit import PIT
 from hw import COST_MODELS, list_cost_models
-from utils.cli import run_cli
+from utils.cli import ArgumentParser, int_at_least, run_cli
 from utils.device import resolve_device
 from utils.seed import seed_everything
 
@@ -103,15 +103,20 @@ def plot(path: Path, seed: dict[str, Any], rows: list[dict[str, Any]]) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", default="auto", help="auto: fashion_mnist when on disk, else digits")
-    parser.add_argument("--resolution", type=int, default=28)
-    parser.add_argument("--limit", type=int, default=8000, help="training images used per epoch")
-    parser.add_argument("--vld_size", type=int, default=2000)
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--seed_epochs", type=int, default=4)
-    parser.add_argument("--pit_epochs", type=int, default=3)
-    parser.add_argument("--ft_epochs", type=int, default=2)
+    parser = ArgumentParser(prog="python -m bench.pit", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--dataset",
+        default="auto",
+        choices=["auto", *list_datasets()],
+        help=f"auto: fashion_mnist when on disk, else digits. {DATASETS.describe()}",
+    )
+    parser.add_argument("--resolution", type=int_at_least(1), default=28)
+    parser.add_argument("--limit", type=int_at_least(1), default=8000, help="training images used per epoch")
+    parser.add_argument("--vld_size", type=int_at_least(1), default=2000)
+    parser.add_argument("--batch_size", type=int_at_least(2), default=64)
+    parser.add_argument("--seed_epochs", type=int_at_least(0), default=4)
+    parser.add_argument("--pit_epochs", type=int_at_least(0), default=3)
+    parser.add_argument("--ft_epochs", type=int_at_least(0), default=2)
     parser.add_argument("--strengths", type=float, nargs="+", default=[0.03, 0.1, 0.3, 1.0])
     parser.add_argument(
         "--regularizer", default="size", choices=list_cost_models(), help=f"hw cost model: {COST_MODELS.describe()}"
@@ -119,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate of the weights")
     parser.add_argument("--mask_lr", type=float, default=1e-2, help="Adam learning rate of the masks")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--name", default="pit", help="results name (bench/results/<name>.json, README section)")
     args = parser.parse_args(argv)
     args.device = resolve_device(args.device)

@@ -3,16 +3,15 @@
 A ground-truth table of random architectures is evaluated once by the supernet evaluator and cached as JSON (with
 the supernet's card). For each training size and seed, every registered predictor is fitted on that many rows and
 scored on all the other rows of the table. A repeatability check (the same architectures evaluated again with seed + 1,
-which redraws the validation split carved from the training set and the batch-norm calibration images) gives the
+which redraws the batch-norm calibration images; the validation split stays the supernet's, from its card) gives the
 ceiling that evaluation noise puts on any predictor's tau.
 
-    python -m bench.predictors --weights bench/cache/<supernet>.pth --dataset fashion_mnist --n_archs 600
+    python -m bench.predictors --weights bench/cache/<supernet>.pth --n_archs 600
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import statistics
@@ -29,17 +28,20 @@ from acc_predictor import create_predictor, list_predictors
 from acc_predictor.base import correlations
 from acc_predictor.registry import PREDICTORS
 from bench.report import card_space, machine, markdown_table, publish
-from evaluator import EvaluatorSpec, create_backend
+from data import validation_split
+from evaluator import BACKENDS, EvaluatorSpec, create_backend, list_backends
 from evaluator.supernet import SupernetEvalConfig
-from utils.cli import run_cli
+from supernets.card import card_split
+from utils.cli import ArgumentParser, int_at_least, run_cli
 from utils.errors import UsageError
-from utils.io import write_json
+from utils.io import read_json_object, write_json
 
 log = logging.getLogger(__name__)
 
 SIZES = (25, 50, 100, 200, 400)
 MIN_TEST_ROWS = 50
 CHUNK = 24
+CARD_KEYS = ("dataset", "resolutions", "supernet")
 
 
 def build_table(args: argparse.Namespace) -> dict[str, object]:
@@ -48,10 +50,27 @@ def build_table(args: argparse.Namespace) -> dict[str, object]:
     card_path = weights.with_suffix(".json")
     if not weights.is_file() or not card_path.is_file():
         raise UsageError(f"supernet weights and card not found: {weights} (train one with python -m supernets.train)")
-    card = json.loads(card_path.read_text())
+    card = read_json_object(card_path, "supernet card", "a card")
+    missing = [key for key in CARD_KEYS if key not in card]
+    if missing:
+        raise UsageError(f"{card_path} is not a supernet card written by python -m supernets.train: no {missing[0]!r}")
     table_path = weights.with_name(f"table-{weights.stem}.json")
-    settings = {"seed": args.seed, "n_bn_cal": args.n_bn_cal, "valid_limit": args.valid_limit, "calibration": "common"}
-    table = json.loads(table_path.read_text()) if table_path.exists() else {"card": card, "rows": [], "repeat": []}
+    split = validation_split(
+        card_split(weights, card["dataset"]),
+        dataset=card["dataset"],
+        seed=args.seed,
+        vld_size=None,
+        owner="the supernet's",
+    )
+    settings = {
+        "seed": args.seed,
+        "n_bn_cal": args.n_bn_cal,
+        "valid_limit": args.valid_limit,
+        "calibration": "common",
+        "split": split.record(),
+    }
+    fresh = {"card": card, "rows": [], "repeat": []}
+    table = read_json_object(table_path, "ground-truth table", "a table") if table_path.exists() else fresh
     if table.setdefault("settings", settings) != settings:
         raise UsageError(f"{table_path} was evaluated with {table['settings']}, not {settings}; move it away first")
     space = card_space(card)
@@ -59,6 +78,8 @@ def build_table(args: argparse.Namespace) -> dict[str, object]:
     base = SupernetEvalConfig(
         supernet_path=str(weights),
         dataset=card["dataset"],
+        vld_size=split.vld_size,
+        split_seed=split.seed,
         seed=args.seed,
         width_mult=card["supernet"]["width_mult"],
         n_bn_cal=args.n_bn_cal,
@@ -85,7 +106,7 @@ def build_table(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _reseeded(config: SupernetEvalConfig) -> SupernetEvalConfig:
-    return replace(config, seed=config.seed + 1)
+    return replace(config, seed=config.seed + 1)  # other calibration images, the same validation split
 
 
 def noise_free_tau(repeat_tau: float) -> float:
@@ -136,16 +157,22 @@ def score_predictors(table: dict[str, object], seeds: int, sizes: Sequence[int])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m bench.predictors", description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", required=True, help="supernet .pth with its .json card beside it")
-    parser.add_argument("--n_archs", type=int, default=600)
-    parser.add_argument("--n_repeat", type=int, default=100, help="architectures re-evaluated for the noise ceiling")
-    parser.add_argument("--n_bn_cal", type=int, default=500)
-    parser.add_argument("--valid_limit", type=int, default=None, help="validate on the first N validation images")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--n_archs", type=int_at_least(1), default=600, help="architectures in the table")
+    parser.add_argument(
+        "--n_repeat", type=int_at_least(0), default=100, help="architectures re-evaluated for the noise ceiling"
+    )
+    parser.add_argument("--n_bn_cal", type=int_at_least(1), default=500, help="batch-norm recalibration images")
+    parser.add_argument(
+        "--valid_limit", type=int_at_least(1), default=None, help="validate on the first N validation images"
+    )
+    parser.add_argument("--seeds", type=int_at_least(1), default=5, help="repeats of every fit")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--backend", default="process")
-    parser.add_argument("--n_workers", type=int, default=2)
+    parser.add_argument(
+        "--backend", default="process", choices=list_backends(), help=f"how evaluations run. {BACKENDS.describe()}"
+    )
+    parser.add_argument("--n_workers", type=int_at_least(1), default=2, help="worker processes of the process backend")
     args = parser.parse_args(argv)
     table = build_table(args)
     y = np.array([row["top1"] for row in table["rows"]])
@@ -182,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"split ({args.valid_limit or card['valid_images']} of its {card['valid_images']} images). "
             f"Top-1: min {y.min():.2f}, median {np.median(y):.2f}, max "
             f"{y.max():.2f}, std {y.std():.2f}. Repeatability (the first {len(again)} re-evaluated with seed + 1: "
-            f"another validation split and other batch-norm calibration images): Kendall tau {ceiling_tau:.3f}, "
+            "other batch-norm calibration images, the same validation split, the supernet's): Kendall tau "
+            f"{ceiling_tau:.3f}, "
             "mean |diff| "
             f"{results['repeatability']['mean_abs_diff']:.3f} points. Evaluation noise of that size caps the tau any "
             f"predictor can show against these labels: a noise-free predictor would score about "

@@ -11,7 +11,6 @@ so curves compare across algorithms and seeds; 100 % is the hypervolume of the p
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import statistics
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from acc_predictor import PREDICTORS, list_predictors
 from bench.report import card_space, machine, markdown_table, publish
 from evaluator.backends import EvaluatorSpec, create_backend
 from evaluator.base import EvalResult, Evaluator
@@ -37,11 +37,26 @@ from search.plots import plot_hypervolume
 from search.state import SearchState
 from search_space.base import Arch
 from search_space.ofa_mbv3 import OFAMobileNetV3Space
-from utils.cli import ArgumentParser, run_cli
+from utils.cli import ArgumentParser, int_at_least, run_cli
 from utils.errors import UsageError
+from utils.io import read_json_object
 
 log = logging.getLogger(__name__)
 ALGORITHMS = ("msunas", "nsga2", "random")
+ROW_KEYS = ("arch", "top1", "macs", "params")
+CARD_KEYS = ("name", "dataset", "resolutions", "supernet")
+
+
+def read_table(path: str) -> dict[str, Any]:
+    """The ground-truth table `bench/predictors.py` wrote at `path`; anything else is a `UsageError`."""
+    table = read_json_object(path, "ground-truth table", "a table")
+    card, rows = table.get("card"), table.get("rows")
+    if not isinstance(card, dict) or any(k not in card for k in CARD_KEYS) or not isinstance(rows, list) or not rows:
+        raise UsageError(f"{path} is not a ground-truth table of python -m bench.predictors (a card and its rows)")
+    bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict) or any(k not in r for k in ROW_KEYS)), None)
+    if bad is not None:
+        raise UsageError(f"{path}: row {bad} is not an evaluated architecture ({', '.join(ROW_KEYS)})")
+    return table
 
 
 class PoolEvaluator(Evaluator):
@@ -126,15 +141,20 @@ def run_one(algorithm: str, seed: int, table: dict[str, Any], args: Any, workdir
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--table", required=True)
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--n_doe", type=int, default=40)
-    parser.add_argument("--iterations", type=int, default=10)
-    parser.add_argument("--n_iter", type=int, default=8)
-    parser.add_argument("--predictor", default="as")
+    parser = ArgumentParser(prog="python -m bench.search_efficiency", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--table", required=True, help="ground-truth table written by python -m bench.predictors")
+    parser.add_argument("--seeds", type=int_at_least(1), default=5, help="searches per algorithm")
+    parser.add_argument("--n_doe", type=int_at_least(2), default=40, help="initial design size")
+    parser.add_argument("--iterations", type=int_at_least(0), default=10, help="search iterations")
+    parser.add_argument("--n_iter", type=int_at_least(1), default=8, help="evaluations per iteration")
+    parser.add_argument(
+        "--predictor",
+        default="as",
+        choices=list_predictors(aliases=True),
+        help=f"surrogate of msunas. {PREDICTORS.describe()}",
+    )
     args = parser.parse_args(argv)
-    table = json.loads(Path(args.table).read_text())
+    table = read_table(args.table)
     rows = table["rows"]
     pool_f = np.array([[100 - r["top1"], r["macs"]] for r in rows])
     ref = reference_point(pool_f)

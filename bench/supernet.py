@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections.abc import Sequence
@@ -24,12 +23,14 @@ from bench.report import machine, markdown_table, publish
 from data import batches, create_dataset
 from search_space.ofa_mbv3 import OFAMobileNetV3Space
 from supernets.checkpoint import load_supernet_weights
+from supernets.default import default_weights_path
 from supernets.evaluate import score_subnet
 from supernets.ofa_mbv3 import build_supernet, extract_subnet
-from supernets.train import DEFAULT_WEIGHTS_DIR, TrainConfig, sandwich_step
+from supernets.train import TrainConfig, sandwich_step
 from training.evaluate import accuracy
-from utils.cli import run_cli
+from utils.cli import ArgumentParser, int_at_least, run_cli
 from utils.device import resolve_device
+from utils.errors import UsageError
 
 
 def _timed_steps(step, data: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> float:
@@ -46,18 +47,19 @@ def _timed_steps(step, data: list[tuple[torch.Tensor, torch.Tensor]], device: to
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--resolution", type=int, default=32)
-    parser.add_argument("--subnets", type=int, default=5, help="subnets timed for the evaluation split")
-    parser.add_argument("--device", default="auto")
+    parser = ArgumentParser(prog="python -m bench.supernet", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int_at_least(1), default=10, help="timed training steps")
+    parser.add_argument("--batch_size", type=int_at_least(2), default=64)
+    parser.add_argument("--resolution", type=int_at_least(8), default=32)
+    parser.add_argument("--subnets", type=int_at_least(2), default=5, help="subnets timed for the evaluation split")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument(
-        "--weights",
-        default=str(DEFAULT_WEIGHTS_DIR / f"{TrainConfig().weights_name()}.pth"),
-        help="trained supernet for the evaluation part (default: the cached default supernet)",
+        "--weights", help="trained supernet for the evaluation part (default: the cached default supernet, if trained)"
     )
     args = parser.parse_args(argv)
+    trained = Path(args.weights) if args.weights else default_weights_path()
+    if args.weights and not trained.is_file():
+        raise UsageError(f"--weights {trained} not found (train a supernet with python -m supernets.train)")
     device = resolve_device(args.device)
     cfg = TrainConfig(resolution=args.resolution)
     splits = create_dataset(cfg.dataset, seed=0)
@@ -89,7 +91,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     supernet_s = _timed_steps(supernet_step, data, device)
     plain_s = _timed_steps(plain_step, data, device)
     n_sub = 2 + cfg.n_random
-    trained = Path(args.weights)
     if trained.is_file():
         load_supernet_weights(net, trained)
     net.eval()

@@ -7,14 +7,17 @@ svhn, imagenet, cifar10c and cifar100c.
 from data import cifar, cifar_c, digits, fashion_mnist, imagenet, svhn  # noqa: F401  (registration)
 from data.base import Augment, DatasetSplits, FolderImageSet, TensorImageSet, batches
 from data.registry import DATASETS, create_dataset, list_datasets
+from data.splits import SplitSpec, validation_split
 
 __all__ = [
     "DATASETS",
     "Augment",
     "DatasetSplits",
     "FolderImageSet",
+    "SplitSpec",
     "TensorImageSet",
     "batches",
     "create_dataset",
     "list_datasets",
+    "validation_split",
 ]

@@ -17,7 +17,7 @@ def dataset_root(name: str, data: str | os.PathLike[str] | None, expected: str, 
     else:
         path = Path(data).expanduser()
     if not path.is_dir():
-        raise UsageError(f"{name} data directory not found: {path} (expected a directory containing {expected})")
+        raise UsageError(f"{name} data directory not found: {path} (--data: a directory containing {expected})")
     return path
 
 

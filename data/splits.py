@@ -4,11 +4,17 @@ Default validation size: each dataset has a nominal size (digits 300, Fashion-MN
 10000 or 10% of its training images if that is fewer). When the training set is a reduced copy whose size is at most
 twice the nominal size, the default becomes 10% of the training images instead. Either way it is at least one image
 per class.
+
+A supernet trains on the training images left after its validation split, so whoever validates its subnets must
+carve the same split (`SplitSpec`, recorded in the supernet's card and in the weights extracted from it), whatever
+its own seed: `validation_split` chooses between a recorded split and one carved with a run's own `--seed`.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +22,61 @@ from data.base import Augment, DatasetSplits, ImageSet
 from utils.errors import UsageError
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """A validation split: `vld_size` images of `dataset`'s training set, drawn with `seed`.
+
+    `vld_size` None is the dataset's default size; `source` says where the split was read (`its card <path>`, a
+    `net.inherited`), for messages.
+    """
+
+    dataset: str
+    seed: int
+    vld_size: int | None
+    source: str = "--seed"
+
+    def record(self) -> dict[str, Any]:
+        """`{"dataset", "seed", "vld_size"}`, as stored in `net.inherited`, `ckpt.pth` and `net.stats`."""
+        return {"dataset": self.dataset, "seed": self.seed, "vld_size": self.vld_size}
+
+    @classmethod
+    def from_record(cls, record: object, source: str) -> SplitSpec:
+        """The split a `record()` holds; anything else is a `UsageError` naming `source`."""
+        fields = record if isinstance(record, dict) else {}
+        if not (
+            isinstance(fields.get("dataset"), str) and all(_is_int(fields.get(key)) for key in ("seed", "vld_size"))
+        ):
+            raise UsageError(
+                f"{source} records a malformed validation split {record!r}; expected dataset, seed and vld_size"
+            )
+        return cls(fields["dataset"], int(fields["seed"]), int(fields["vld_size"]), source)
+
+    def describe(self) -> str:
+        """E.g. `300 images, seed 0, from its card supernets/weights/x.json`."""
+        return f"{self.vld_size} images, seed {self.seed}, from {self.source}"
+
+
+def validation_split(
+    recorded: SplitSpec | None, *, dataset: str, seed: int, vld_size: int | None, owner: str
+) -> SplitSpec:
+    """The split to validate on: `recorded` when it is of `dataset`, else one carved with `seed` and `vld_size`.
+
+    `recorded` holds the images `owner`'s weights never trained on; an explicit `vld_size` other than its size is a
+    `UsageError` (`owner` names the weights in it, e.g. "the supernet's").
+    """
+    if recorded is None or recorded.dataset != dataset:
+        return SplitSpec(dataset, seed, vld_size)
+    if vld_size is not None and vld_size != recorded.vld_size:
+        raise UsageError(
+            f"--vld_size {vld_size} differs from {owner} validation split ({recorded.describe()}); leave it out"
+        )
+    return recorded
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 def stratified_holdout(labels: np.ndarray, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +103,7 @@ def resolve_vld_size(vld_size: int | None, *, name: str, n_train: int, n_classes
             vld_size = n_train // 10
             logger.info("%s: only %d training images, validation defaults to 10%% of them", name, n_train)
         vld_size = max(vld_size, n_classes)
-    if isinstance(vld_size, bool) or not isinstance(vld_size, int | np.integer):
+    if not _is_int(vld_size):
         raise UsageError(f"vld_size must be an integer, got {vld_size!r}")
     if not n_classes <= vld_size < n_train:
         raise UsageError(

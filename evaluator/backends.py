@@ -25,6 +25,7 @@ from evaluator.registry import create_evaluator
 from search_space.base import Arch
 from utils.errors import UsageError
 from utils.registry import Registry
+from utils.seed import deterministic_torch
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,17 @@ BACKENDS: Registry[Backend] = Registry("backend")
 register_backend = BACKENDS.register
 
 
-def create_backend(name: str, spec: EvaluatorSpec, **kwargs: object) -> Backend:
-    """Build the backend registered under `name` for evaluators built from `spec`."""
-    return BACKENDS.create(name, spec=spec, **kwargs)
+def create_backend(name: str, spec: EvaluatorSpec, n_gpus: int | None = None, **kwargs: object) -> Backend:
+    """Build the backend registered under `name` for evaluators built from `spec`.
+
+    Asking for more GPUs (`n_gpus`) than CUDA shows is a `UsageError` whatever the backend: a search meant for GPUs
+    never runs on the CPU without a word.
+    """
+    visible = torch.cuda.device_count()
+    if n_gpus is not None and n_gpus > visible:
+        seen = f"only {visible} CUDA device(s) are visible" if visible else "no CUDA device is visible"
+        raise UsageError(f"--n_gpus {n_gpus} but {seen}; leave --n_gpus out to use what is there (the CPU without one)")
+    return BACKENDS.create(name, spec=spec, n_gpus=n_gpus, **kwargs)
 
 
 def list_backends(aliases: bool = True) -> list[str]:
@@ -113,6 +122,7 @@ def _init_worker(spec: EvaluatorSpec, devices: mp.Queue, threads: int) -> None: 
     """Build this worker's evaluator once, on the device it takes from the queue."""
     global _WORKER_EVALUATOR
     torch.set_num_threads(threads)
+    deterministic_torch()  # a spawned worker inherits the environment, not torch's flags
     device = devices.get()
     _WORKER_EVALUATOR = spec.build(device=device)
 
@@ -137,10 +147,7 @@ class ProcessBackend(Backend):
     ) -> None:
         if gpu != 1:
             raise UsageError(f"--gpu {gpu}: each evaluation runs on exactly one GPU (pass --gpu 1)")
-        available = torch.cuda.device_count()
-        n_gpus = available if n_gpus is None else n_gpus
-        if n_gpus > available:
-            raise UsageError(f"--n_gpus {n_gpus} but only {available} CUDA device(s) are visible")
+        n_gpus = torch.cuda.device_count() if n_gpus is None else n_gpus
         self.spec = spec
         if n_gpus > 0:
             self.devices = [f"cuda:{i}" for i in range(n_gpus // gpu)]

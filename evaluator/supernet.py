@@ -4,7 +4,10 @@ It serves any search space whose bundle has a supernet (`build_supernet`, `load_
 `cost_function`; nothing here knows a space's fields.
 
 Every architecture is recalibrated (and fine-tuned) on the same images in the same order, drawn from the run seed:
-common random numbers, so differences between two architectures' accuracies are not differences of luck.
+common random numbers, so differences between two architectures' accuracies are not differences of luck. The
+validation split is the supernet's own (`supernets.card.card_split`: the images it never trained on), whatever the
+run seed; only weights without a card carve it with the search's `--seed`. Every input is checked by `arguments`,
+before anything is evaluated: the dataset is loaded and the supernet once, so a bad one is a one-line `UsageError`.
 """
 
 from __future__ import annotations
@@ -13,19 +16,20 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from torch import nn
 
-from data import DatasetSplits, create_dataset
+from data import DatasetSplits, SplitSpec, create_dataset, validation_split
 from evaluator.base import EvalResult, Evaluator, write_result
 from evaluator.registry import register_evaluator
 from hw.systolic import DEFAULT_ARRAY
-from search_space import Arch, create_search_space
+from search_space import Arch, SearchSpace, create_search_space
+from supernets.card import card_split
 from training.bn import recalibrate_bn
-from training.checkpoint import cpu_state_dict
+from training.checkpoint import CheckpointError, subnet_checkpoint
 from training.config import OptimConfig
 from training.evaluate import accuracy, calibration_images
 from training.finetune import FineTuneConfig, fine_tune
@@ -41,13 +45,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SupernetEvalConfig:
-    """How the supernet evaluator measures an architecture (picklable, so each worker can rebuild it)."""
+    """How the supernet evaluator measures an architecture (picklable, so each worker can rebuild it).
+
+    `vld_size` and `split_seed` carve the validation split; `seed` draws the calibration and fine-tuning images.
+    """
 
     supernet_path: str
     search_space: str = "ofa_mbv3"
     dataset: str = "digits"
     data: str | None = None
     vld_size: int | None = None
+    split_seed: int = 0
     seed: int = 0
     width_mult: float = 1.0
     n_bn_cal: int = 500
@@ -71,6 +79,23 @@ class SupernetEvalConfig:
             raise UsageError(f"the validation limit must be >= 1, got {self.valid_limit}")
         return self
 
+    def dataset_splits(self) -> DatasetSplits:
+        """The dataset, its validation split carved with `vld_size` and `split_seed`."""
+        return create_dataset(self.dataset, data=self.data, vld_size=self.vld_size, seed=self.split_seed)
+
+    def check_inputs(self, space: SearchSpace) -> None:
+        """Load the dataset and the supernet once, so that either failing is a one-line `UsageError` now."""
+        n_classes = self.dataset_splits().n_classes
+        try:
+            space.load_supernet(self.supernet_path, n_classes, self.width_mult)
+        except UsageError as err:
+            reason = err.reason if isinstance(err, CheckpointError) else str(err)
+            raise UsageError(
+                f"--supernet_path {self.supernet_path} is not a readable checkpoint of the {space.name} supernet "
+                f"({n_classes} classes, --width_mult {self.width_mult}): {reason}; give the .pth written by "
+                "python -m supernets.train or an OFA release"
+            ) from None
+
 
 @register_evaluator("supernet", help="inherit supernet weights, recalibrate batch norm, optionally fine-tune, validate")
 class SupernetEvaluator(Evaluator):
@@ -80,7 +105,7 @@ class SupernetEvaluator(Evaluator):
 
     @classmethod
     def arguments(cls, search: SearchConfig) -> dict[str, object]:
-        """`{"config": SupernetEvalConfig}` for a search: `--supernet_path`, else the space's default supernet."""
+        """`{"config": SupernetEvalConfig}` for a search, every input checked: `--supernet_path`, else the default."""
         space = search.space()
         path = search.supernet_path or space.default_supernet(search.dataset, search.width_mult, search.device)
         if path is None:
@@ -93,7 +118,6 @@ class SupernetEvaluator(Evaluator):
             search_space=search.search_space,
             dataset=search.dataset,
             data=search.data,
-            vld_size=search.vld_size,
             seed=search.seed,
             width_mult=search.width_mult,
             n_bn_cal=search.n_bn_cal,
@@ -101,20 +125,35 @@ class SupernetEvaluator(Evaluator):
             save_ckpt=search.save_ckpt,
             device=search.device,
             systolic_array=search.array,
+        ).validate()
+        split = validation_split(
+            card_split(path, search.dataset),
+            dataset=search.dataset,
+            seed=search.seed,
+            vld_size=search.vld_size,
+            owner="the supernet's",
         )
-        return {"config": config.validate()}
+        config = replace(config, vld_size=split.vld_size, split_seed=split.seed)
+        config.check_inputs(space)
+        return {"config": config}
 
     def __init__(self, config: SupernetEvalConfig, device: str | None = None) -> None:
         self.config = config.validate()
         self.device = resolve_device(device or config.device)
-        self.splits: DatasetSplits = create_dataset(
-            config.dataset, data=config.data, vld_size=config.vld_size, seed=config.seed
-        )
+        self.splits: DatasetSplits = config.dataset_splits()
         self.space = create_search_space(config.search_space).unrestricted()
         n_classes = self.splits.n_classes
         self.supernet = self.space.load_supernet(config.supernet_path, n_classes, config.width_mult)
         self.supernet.to(self.device).eval()
         self.costs = self.space.cost_function(n_classes, config.width_mult, config.systolic_array)
+        n_valid = min(len(self.splits.valid), config.valid_limit or len(self.splits.valid))
+        log.info(
+            "validating on %d %s images (split seed %d): top-1 moves in steps of %.2f points",
+            n_valid,
+            config.dataset,
+            config.split_seed,
+            100 / max(n_valid, 1),
+        )
 
     def evaluate(self, archs: Sequence[Arch], out_dirs: Sequence[str | os.PathLike[str]]) -> list[EvalResult]:
         """Evaluate each architecture in turn; a failure is recorded and the rest of the batch goes on."""
@@ -140,7 +179,10 @@ class SupernetEvaluator(Evaluator):
                 wall_time_s=time.perf_counter() - start,
             )
             if self.config.save_ckpt:
-                atomic_torch_save(out_dir / "ckpt.pth", {"state_dict": cpu_state_dict(subnet), "arch": arch})
+                cfg = self.config
+                split = SplitSpec(cfg.dataset, cfg.split_seed, cfg.vld_size)
+                record = subnet_checkpoint(subnet, arch, self.splits.n_classes, cfg.width_mult, split)
+                atomic_torch_save(out_dir / "ckpt.pth", record)
         except Exception as err:
             log.warning("evaluation of %s failed: %s: %s", out_dir.name, type(err).__name__, err)
             result = EvalResult.failure(arch, err, time.perf_counter() - start)

@@ -3,7 +3,9 @@
 A choice's folder `net-{label}_{rank}` holds `net.subnet` (the architecture, as upstream writes it), `net.stats`
 (what the search measured), `ckpt.pth` when the search saved one, and `net.inherited` when a supernet is given:
 `{"state_dict", "arch", "n_classes", "width_mult"}` of the subnet extracted from the supernet, ready to
-fine-tune. Each folder is filled under a temporary name and renamed into place, so it is complete or absent.
+fine-tune, plus `split` (the validation split the supernet never trained on, from its card) when the supernet has a
+card, so that `train.py` validates on the same images. Each folder is filled under a temporary name and renamed
+into place, so it is complete or absent.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from data import create_dataset
+from data import SplitSpec, create_dataset
 from postsearch.selection import Front
 from search.archive import Entry
 from search.config import SearchConfig
@@ -26,6 +28,7 @@ from search.files import entry_row
 from search.objectives import objective_matrix
 from search.plots import plot_front
 from search_space import SearchSpace
+from supernets.card import card_split
 from training.checkpoint import subnet_checkpoint
 from utils.errors import UsageError
 from utils.io import atomic_folder, atomic_torch_save, write_csv, write_json, write_text
@@ -56,17 +59,21 @@ def name_choices(label: str, picks: list[int], most_accurate: int) -> list[Choic
 
 @dataclass(frozen=True)
 class Inheritance:
-    """A loaded supernet to extract chosen subnets (and their weights) from, with its search space."""
+    """A loaded supernet to extract chosen subnets (and their weights) from, with its search space.
+
+    `split` is the validation split the supernet never trained on (from its card; None without one).
+    """
 
     space: SearchSpace
     supernet: nn.Module
     n_classes: int
     width_mult: float
+    split: SplitSpec | None = None
 
     def write(self, path: Path, arch: dict[str, object]) -> Path:
-        """`net.inherited` for `arch`: its extracted subnet's weights and what is needed to rebuild it."""
+        """`net.inherited` for `arch`: its extracted subnet's weights, what rebuilds it, the split to validate on."""
         subnet = self.space.extract(self.supernet, arch)
-        return atomic_torch_save(path, subnet_checkpoint(subnet, arch, self.n_classes, self.width_mult))
+        return atomic_torch_save(path, subnet_checkpoint(subnet, arch, self.n_classes, self.width_mult, self.split))
 
 
 def load_inheritance(supernet_path: str | None, search: SearchConfig) -> Inheritance | None:
@@ -74,8 +81,9 @@ def load_inheritance(supernet_path: str | None, search: SearchConfig) -> Inherit
 
     The search's supernet (its `--supernet_path`, or the embedded default's cached weights) is skipped with a log
     line when the file is not there; a `supernet_path` given but missing or unreadable is a `UsageError`. The
-    number of classes is the search's `--n_classes`, else its dataset's; the width multiplier the search's. A
-    classifier re-initialised for another number of classes is seeded with the search's seed.
+    number of classes is the search's `--n_classes`, else its dataset's; the width multiplier the search's; the split
+    the supernet's card records, when it has one for the search's dataset. A classifier re-initialised for another
+    number of classes is seeded with the search's seed.
     """
     if supernet_path == "none":
         return None
@@ -93,14 +101,14 @@ def load_inheritance(supernet_path: str | None, search: SearchConfig) -> Inherit
     n_classes = search.n_classes
     if n_classes is None:
         try:
-            splits = create_dataset(search.dataset, data=search.data, vld_size=search.vld_size, seed=search.seed)
+            splits = create_dataset(search.dataset, data=search.data)
         except UsageError as err:
             message = f"cannot tell the number of classes for net.inherited ({err}); or --supernet_path none"
             raise UsageError(message) from None
         n_classes = splits.n_classes
     torch.manual_seed(search.seed)
     supernet = space.load_supernet(path, n_classes, search.width_mult).eval()
-    return Inheritance(space, supernet, n_classes, search.width_mult)
+    return Inheritance(space, supernet, n_classes, search.width_mult, card_split(path, search.dataset))
 
 
 def write_choice(folder: Path, entry: Entry, ckpt: Path | None, inheritance: Inheritance | None) -> Path:

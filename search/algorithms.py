@@ -24,7 +24,7 @@ from pymoo.operators.mutation.pm import PM
 from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
 from pymoo.optimize import minimize
 
-from acc_predictor import create_predictor
+from acc_predictor import create_predictor, min_points
 from acc_predictor.base import Predictor
 from search.archive import Archive
 from search.objectives import Constraint, Objective, constraint_matrix, feasible_front, objective_matrix
@@ -63,6 +63,19 @@ class SearchContext:
         if not self.constraints:
             return np.zeros((len(records), 0))
         return constraint_matrix(records, self.constraints).reshape(len(records), len(self.constraints))
+
+    def bounded_objectives_of(self, records: list[dict[str, Any]]) -> np.ndarray:
+        """Objective matrix of `records` moved onto the constraint bounds they exceed (feasible records unchanged).
+
+        A value beyond its bound counts as the bound itself, so the matrix spans what feasible architectures can
+        reach: a penalty objective such as `tiny_ml` (`1e10` per unit of excess) adds no penalty here.
+        """
+        bounded = [dict(r) for r in records]
+        for record in bounded:
+            for c in self.constraints:
+                if c.violation(record) > 0:
+                    record[c.key] = c.bound
+        return self.objectives_of(bounded)
 
     def front(self, archive: Archive) -> np.ndarray:
         """Indices of the archive's feasible non-dominated entries."""
@@ -132,6 +145,11 @@ class Algorithm(ABC):
     def __init__(self, ctx: SearchContext, n_iter: int, **_: Any) -> None:
         self.ctx = ctx
         self.n_iter = n_iter
+
+    @classmethod
+    def min_points(cls, predictor: str) -> int:
+        """The fewest successful evaluations `ask` proposes from, in a search whose `--predictor` is `predictor`."""
+        return 1
 
     def initial(self, n: int) -> list[Arch]:
         """The initial design: the smallest and largest architectures plus random ones, `n` in all."""
@@ -218,19 +236,24 @@ class PlainNSGA2(EvolutionaryAlgorithm):
     def ask(self, archive: Archive, iteration: int) -> tuple[list[Arch], dict[str, Any]]:
         """`n_iter` offspring of the surviving population."""
         seed = iteration_seed(self.ctx.seed, iteration)
+        rng = np.random.default_rng(seed)
         problem = SurrogateProblem(self.ctx, predictor=None)
-        records = archive.records()
-        pop = Population.new("X", archive.genomes())
-        pop.set("F", self.ctx.objectives_of(records))
-        if self.ctx.constraints:
-            pop.set("G", self.ctx.violations_of(records))
-        survivors = RankAndCrowding().do(problem, pop, n_survive=min(self.pop_size, len(pop)), random_state=None)
+        survivors = self.survivors(problem, archive, rng)
         algorithm = self.nsga2(pop_size=len(survivors), n_offsprings=self.n_iter, sampling=survivors)
         algorithm.setup(problem, seed=seed)
         algorithm.tell(infills=algorithm.ask())
         offspring = algorithm.ask()
         archs = [self.ctx.space.decode(x) for x in offspring.get("X")]
-        return self.fill_random(archs, archive, np.random.default_rng(seed)), {}
+        return self.fill_random(archs, archive, rng), {}
+
+    def survivors(self, problem: Problem, archive: Archive, rng: np.random.Generator) -> Population:
+        """Up to `pop_size` parents from the archive by rank and crowding; ties are broken by `rng`."""
+        records = archive.records()
+        pop = Population.new("X", archive.genomes())
+        pop.set("F", self.ctx.objectives_of(records))
+        if self.ctx.constraints:
+            pop.set("G", self.ctx.violations_of(records))
+        return RankAndCrowding().do(problem, pop, n_survive=min(self.pop_size, len(pop)), random_state=rng)
 
 
 @ALGORITHMS.register("msunas", help="surrogate-assisted NSGA-II, candidates spread along the predicted front")
@@ -244,6 +267,11 @@ class MSuNAS(EvolutionaryAlgorithm):
         create_predictor(predictor, xl=ctx.space.xl, xu=ctx.space.xu)  # an unknown name fails before any evaluation
         self.predictor_name = predictor
         self.n_gen = n_gen
+
+    @classmethod
+    def min_points(cls, predictor: str) -> int:
+        """What the predictor needs to fit (its registry's `min_points`)."""
+        return min_points(predictor)
 
     def fit_predictor(self, archive: Archive, seed: int) -> Predictor:
         """The accuracy predictor fitted on the archive's genomes and top-1 errors (with its out-of-sample report)."""

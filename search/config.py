@@ -37,7 +37,7 @@ class SearchConfig:
     resume: str | None = None
     seed: int = 0
     algorithm: str = "msunas"
-    sec_obj: str | None = None
+    sec_obj: str | None = "macs"
     iterations: int = 15
     n_doe: int = 100
     n_iter: int = 8
@@ -76,10 +76,16 @@ class SearchConfig:
 
     def validate(self) -> SearchConfig:
         """`self` after checking every value a user may get wrong (one `UsageError` naming the flag)."""
+        needed = ALGORITHMS.get(self.algorithm).min_points(self.predictor)
         checks = [
             (self.lr <= self.ur, f"--lr {self.lr} is larger than --ur {self.ur}"),
             (self.iterations >= 0, "--iterations must be >= 0"),
             (self.n_doe >= 2, "--n_doe must be >= 2 (the smallest and the largest architecture are always in it)"),
+            (
+                self.n_doe >= needed,
+                f"--n_doe {self.n_doe} is too small: --algorithm {self.algorithm} with --predictor {self.predictor} "
+                f"needs at least {needed} evaluated architectures; use --n_doe {needed} or more",
+            ),
             (self.n_iter >= 1, "--n_iter must be >= 1"),
             (self.patience is None or self.patience >= 1, "--patience must be >= 1"),
             (self.pop_size >= 2 and self.n_gen >= 1, "--pop_size must be >= 2 and --n_gen >= 1"),
@@ -145,7 +151,7 @@ class SearchConfig:
 HELP = {  # flags whose choices live in a registry get their help from it (`help_texts`)
     "save": "results folder (default: results/search-<dataset>-<time>)",
     "resume": "continue from save/iter_{k}.stats",
-    "seed": "fixes every random source",
+    "seed": "fixes every random source of the search (the validation split is the supernet's, from its card)",
     "iterations": "search iterations after the initial design",
     "n_doe": "initial design size (smallest and largest included)",
     "n_iter": "candidates evaluated per iteration",
@@ -154,7 +160,7 @@ HELP = {  # flags whose choices live in a registry get their help from it (`help
     "n_gen": "NSGA-II generations on the surrogate",
     "data": "dataset folder",
     "n_classes": "number of classes (checked against the dataset)",
-    "vld_size": "validation images carved from the training set to guide the search",
+    "vld_size": "validation images carved from the training set (default: the supernet card's split)",
     "supernet_path": "supernet weights (default for digits: trained once and cached)",
     "width_mult": "supernet width multiplier",
     "lr": "minimum input resolution",
@@ -181,7 +187,7 @@ def help_texts() -> dict[str, str]:
     texts = {
         **HELP,
         "algorithm": f"search algorithm. {ALGORITHMS.describe()}",
-        "sec_obj": f"second objective ({second}); none = top-1 only",
+        "sec_obj": f"second objective, against top-1 ({second}); none: top-1 alone",
         "predictor": f"surrogate accuracy predictor. {PREDICTORS.describe()}",
         "dataset": f"dataset. {DATASETS.describe()}",
         "search_space": f"search space. {SEARCH_SPACES.describe()}",

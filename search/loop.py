@@ -3,6 +3,12 @@
 The state of a search (`search/state.py`) is its archive plus the fixed hypervolume reference point and the
 hypervolume history, all stored in every `iter_{k}.stats`; resuming from one continues exactly where it stopped.
 Evaluations already written by an interrupted iteration are read back rather than run again.
+
+The reference point is taken from the initial design with every row moved onto the constraint bounds it exceeds
+(`SearchContext.bounded_objectives_of`): feasible rows count as they are, an infeasible one as if it met its
+bounds. The hypervolume counts feasible rows only, so infeasible values (such as `tiny_ml`'s `1e10` penalty) must
+not set its scale. A search whose evaluations leave fewer successes than its algorithm needs ends with a one-line
+`UsageError` pointing at `save/failed/`.
 """
 
 from __future__ import annotations
@@ -69,11 +75,10 @@ class Search:
         state = self.state
         state.archive.add(results, iteration)
         state.iteration = iteration
-        if not len(state.archive):
-            raise RuntimeError(f"every evaluation of iteration {iteration} failed; see {self.save / 'failed'}")
+        self.require_successes(1, "the hypervolume")
         F = self.objective_values()
         if state.ref_point is None:
-            state.ref_point = tuple(reference_point(F).tolist())
+            state.ref_point = tuple(reference_point(self.ctx.bounded_objectives_of(state.archive.records())).tolist())
         feasible = self.feasible()
         hv = hypervolume(F[feasible], state.ref_point) if feasible.any() else 0.0
         state.hv_history.append(hv)
@@ -117,6 +122,9 @@ class Search:
         ) as bar:
             while state.iteration < cfg.iterations and not self.stalled():
                 iteration = state.iteration + 1
+                self.require_successes(
+                    self.algorithm.min_points(cfg.predictor), f"--algorithm {cfg.algorithm} --predictor {cfg.predictor}"
+                )
                 t0 = time.perf_counter()
                 candidates, info = self.algorithm.ask(state.archive, iteration)
                 t1 = time.perf_counter()
@@ -130,6 +138,16 @@ class Search:
                 bar.update(1)
                 self.summarise(iteration, len(results), t1 - t0, t2 - t1)
         return state
+
+    def require_successes(self, needed: int, who: str) -> None:
+        """A one-line `UsageError` when the archive holds fewer than `needed` successful evaluations (for `who`)."""
+        archive = self.state.archive
+        if len(archive) < needed:
+            tried = len(archive) + len(archive.failed)
+            raise UsageError(
+                f"only {len(archive)} of {tried} evaluations succeeded, but {who} needs at least {needed}: see why in"
+                f" {self.save / 'failed'}/, fix it or raise --n_doe"
+            )
 
     def stalled(self) -> bool:
         """Whether the last `--patience` iterations brought no hypervolume gain."""

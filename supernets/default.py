@@ -1,17 +1,21 @@
 """The embedded default supernet (digits at 32 px): trained on first use, then served from `supernets/weights/`.
 
-python -m supernets.default        # train it if it is not cached yet, then print its card
+python -m supernets.default                  # train it if it is not cached yet, then print its card
+python -m supernets.default --device cpu     # ... training on the CPU even where there is a GPU
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from supernets.train import DEFAULT_WEIGHTS_DIR, TrainConfig, ensure_supernet
-from utils.cli import run_cli
+from utils.cli import ArgumentParser, run_cli
+from utils.device import resolve_device
+from utils.errors import UsageError
+from utils.io import read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -28,21 +32,34 @@ def default_supernet(out_dir: str | Path = DEFAULT_WEIGHTS_DIR, device: str = "a
     return ensure_supernet(DEFAULT_TRAIN_CONFIG, out_dir, device)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: where the weights are cached and the device to train them on when they are not."""
+    parser = ArgumentParser(prog="python -m supernets.default", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--out",
+        default=str(DEFAULT_WEIGHTS_DIR),
+        help="folder the weights and their card are cached in (default: %(default)s)",
+    )
+    parser.add_argument("--device", default="auto", help="device to train on if not cached: auto, cpu, cuda or cuda:N")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m supernets.default`."""
-    path = default_supernet()
-    card = json.loads(path.with_suffix(".json").read_text())
-    acc = card["accuracy"]
-    log.info(
-        "%s: validation top-1 smallest %.1f%%, largest %.1f%%, %d random subnets %.1f-%.1f%% (trained in %.0f s)",
-        path,
-        acc["smallest"],
-        acc["largest"],
-        acc["random"]["n"],
-        acc["random"]["min"],
-        acc["random"]["max"],
-        card["train_time_s"],
-    )
+    args = build_parser().parse_args(argv)
+    resolve_device(args.device)  # a device that is not there is refused before anything is loaded or trained
+    path = default_supernet(args.out, args.device)
+    card_path = path.with_suffix(".json")
+    card = read_json_object(card_path, "supernet card", "a card")
+    try:
+        acc = card["accuracy"]
+        parts = [f"smallest {acc['smallest']:.1f}%", f"largest {acc['largest']:.1f}%"]
+        if acc["random"]["n"]:
+            parts.append(f"{acc['random']['n']} random subnets {acc['random']['min']:.1f}-{acc['random']['max']:.1f}%")
+        summary = f"validation top-1 {', '.join(parts)} (trained in {card['train_time_s']:.0f} s)"
+    except (KeyError, TypeError, ValueError) as err:
+        raise UsageError(f"{card_path} is not a supernet card written by python -m supernets.train ({err!r})") from None
+    log.info("%s: %s", path, summary)
     return 0
 
 

@@ -24,14 +24,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from data import DatasetSplits, batches, create_dataset, list_datasets
+from data import DATASETS, DatasetSplits, batches, create_dataset, list_datasets
 from search_space.base import Arch
 from search_space.ofa_mbv3 import OFAMobileNetV3Space
 from supernets.checkpoint import load_supernet_weights, save_supernet_weights
 from supernets.evaluate import score_subnet
 from supernets.ofa_mbv3 import SupernetConfig, activate, build_supernet
 from training.checkpoint import cpu_state_dict, read_checkpoint, state_dict_of
-from training.config import OptimConfig
+from training.config import OPTIM_HELP, OptimConfig
 from utils.cli import ArgumentParser, add_dataclass_flags, dataclass_from_args, flat_record, run_cli
 from utils.device import resolve_device
 from utils.errors import UsageError
@@ -323,10 +323,31 @@ def ensure_supernet(cfg: TrainConfig, out_dir: str | Path = DEFAULT_WEIGHTS_DIR,
     return SupernetTrainer(cfg, out_dir, device).run(resume=True)
 
 
+HELP = {
+    "dataset": f"dataset. {DATASETS.describe()}",
+    "data": "dataset folder",
+    "resolution": "input resolution (the largest, with --min_resolution)",
+    "min_resolution": "smallest input resolution (elastic resolution in steps of 4); none: --resolution only",
+    "epochs": "training epochs",
+    **OPTIM_HELP,
+    "kd_ratio": "weight of the in-place distillation loss from the largest subnet",
+    "n_random": "random subnets per sandwich step, besides the largest and the smallest",
+    "warmup_epochs": "epochs of linear learning-rate warm-up",
+    "vld_size": "validation images carved from train (recorded in the card: searches validate on them)",
+    "seed": "fixes every random source, the validation split included",
+    "width_mult": "width multiplier of the supernet",
+    "dropout": "dropout before the classifier",
+    "limit_train": "train on the first N training images only",
+    "n_bn_cal": "training images for batch-norm recalibration when scoring subnets for the card",
+    "n_card_random": "random subnets scored in the card",
+    "init": "weights to start from (an OFA release or our .pth)",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Command-line flags, one per `TrainConfig` field (those of its `optim` included), where to write, which device."""
     parser = ArgumentParser(prog="python -m supernets.train", description=__doc__.split("\n\n")[0])
-    add_dataclass_flags(parser, TrainConfig)
+    add_dataclass_flags(parser, TrainConfig, HELP)
     parser.add_argument("--out", default=str(DEFAULT_WEIGHTS_DIR), help="folder for weights, card and checkpoint")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--resume", action="store_true", help="continue from the per-epoch checkpoint")

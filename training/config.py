@@ -27,6 +27,16 @@ def _first_failure(checks: dict[str, bool]) -> None:
         raise UsageError(failed[0])
 
 
+OPTIM_HELP = {
+    "lr": "initial learning rate of the cosine schedule",
+    "momentum": "SGD (Nesterov) momentum",
+    "weight_decay": "SGD weight decay",
+    "label_smoothing": "label smoothing of the cross-entropy loss",
+    "batch_size": "training batch size",
+}
+"""The help of `OptimConfig`'s flags, shared by every command line that nests it."""
+
+
 @dataclass(frozen=True)
 class OptimConfig:
     """The optimiser and loss of a training run: SGD with Nesterov momentum, label-smoothed cross-entropy."""

@@ -21,11 +21,22 @@ def accuracy(
     device: str | torch.device = "cpu",
     limit: int | None = None,
 ) -> float:
-    """Top-1 accuracy in percent of `model` on a split (no augmentation)."""
+    """Top-1 accuracy in percent of `model` on a split (no augmentation).
+
+    A NaN or infinite logit is a `FloatingPointError`: its argmax would be a class like any other, and a broken
+    network would be scored as a valid accuracy.
+    """
     model.eval()
     correct = total = 0
     for x, y in batches(splits, split, resolution, batch_size, train=False, device=device, limit=limit):
-        correct += int((model(x).argmax(1) == y).sum())
+        logits = model(x)
+        finite = torch.isfinite(logits)
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            raise FloatingPointError(
+                f"non-finite logits on the {split} split: {bad} of {logits.numel()} values are NaN or infinite"
+            )
+        correct += int((logits.argmax(1) == y).sum())
         total += int(y.numel())
     return 100.0 * correct / max(total, 1)
 

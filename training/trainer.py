@@ -3,6 +3,10 @@
 `NetTrainer(cfg)` reads and checks every input at construction (the subnet, its starting weights, a checkpoint to
 resume) and writes nothing before `run`. Files are named after the subnet file (`Paths`): `ckpt.pth`, `net.stats`,
 the per-epoch checkpoint `net.train.pth` and exports, all written atomically.
+
+The validation split is the one the starting weights record (`split` in `net.inherited`: the images their supernet
+never trained on, whatever `--seed` says); weights without one, or training from scratch, carve it with `--seed`.
+`ckpt.pth`, `net.train.pth` and `net.stats` record the split used, so a run from them keeps it.
 """
 
 from __future__ import annotations
@@ -10,18 +14,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from data import DatasetSplits, create_dataset
+from data import DatasetSplits, SplitSpec, create_dataset, validation_split
 from deploy import export_model
 from search_space import Arch, SearchSpace, create_search_space, read_subnet
 from training.bn import recalibrate_bn
-from training.checkpoint import cpu_state_dict, read_checkpoint, state_dict_of, subnet_checkpoint
+from training.checkpoint import cpu_state_dict, read_checkpoint, recorded_split, state_dict_of, subnet_checkpoint
 from training.config import NetTrainConfig
 from training.evaluate import accuracy, calibration_images
 from training.finetune import FineTuneConfig, FineTuner
@@ -84,7 +88,7 @@ class Paths:
 
     @property
     def ckpt(self) -> Path:
-        """The selected weights, in the evaluator's checkpoint format plus `n_classes` and `width_mult`."""
+        """The selected weights, in the evaluator's checkpoint format plus `n_classes`, `width_mult`, `split`."""
         return self.save / CKPT_NAME
 
     @property
@@ -114,22 +118,30 @@ class NetTrainer:
         self.resolution = self.space.resolution(self.arch)
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
-        self.splits: DatasetSplits = create_dataset(cfg.dataset, data=cfg.data, vld_size=cfg.vld_size, seed=cfg.seed)
+        resumed = self._read_resume_state() if cfg.resume else None
+        init_path = None if resumed is not None else self._init_path()
+        initial = read_checkpoint(init_path) if init_path else None
+        start = (resumed, self.paths.checkpoint) if resumed is not None else (initial, init_path)
+        split = self._validation_split(*start)
+        self.splits: DatasetSplits = create_dataset(
+            cfg.dataset, data=cfg.data, vld_size=split.vld_size, seed=split.seed
+        )
+        self.split = replace(split, vld_size=len(self.splits.valid))  # as recorded: the size, not None
         self.n_classes = self.splits.n_classes
         if cfg.n_classes is not None and cfg.n_classes != self.n_classes:
             raise UsageError(f"--n_classes {cfg.n_classes} but dataset {cfg.dataset} has {self.n_classes} classes")
         self.search_stats = self._read_search_stats()
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}
-        resumed = self._read_resume_state() if cfg.resume else None
         if resumed is not None:
             self.init = str(resumed["init"])
             self.width_mult = float(resumed["width_mult"])
             weights = state_dict_of(resumed, self.paths.checkpoint)
         else:
-            init_path = self._init_path()
             self.init = str(init_path) if init_path else "scratch"
-            weights, self.width_mult = self._read_weights(init_path) if init_path else (None, cfg.width_mult or 1.0)
+            weights, self.width_mult = None, cfg.width_mult or 1.0
+            if initial is not None and init_path is not None:
+                weights, self.width_mult = self._check_weights(initial, init_path)
         self.model = self.space.build_network(self.arch, self.n_classes, self.width_mult)
         if weights is not None:
             self._load_weights(weights, self.paths.checkpoint if resumed is not None else Path(self.init))
@@ -158,9 +170,23 @@ class NetTrainer:
             "(pass --init PATH, or --from_scratch)"
         )
 
-    def _read_weights(self, path: Path) -> tuple[dict[str, torch.Tensor], float]:
+    def _validation_split(self, state: dict[str, Any] | None, path: Path | None) -> SplitSpec:
+        """The split the starting weights record (the images they never trained on), else one carved with `--seed`."""
+        cfg = self.cfg
+        recorded = recorded_split(state, path) if state is not None and path is not None else None
+        if recorded is None and state is not None and not cfg.resume:
+            log.info(
+                "%s records no validation split: carving one with --seed %d (it may hold images the weights "
+                "trained on)",
+                path,
+                cfg.seed,
+            )
+        return validation_split(
+            recorded, dataset=cfg.dataset, seed=cfg.seed, vld_size=cfg.vld_size, owner="the starting weights'"
+        )
+
+    def _check_weights(self, state: dict[str, Any], path: Path) -> tuple[dict[str, torch.Tensor], float]:
         """The state dict and width multiplier of an inherited-weights or `ckpt.pth` file, checked against the run."""
-        state: dict[str, Any] = read_checkpoint(path)
         if "arch" not in state:
             raise UsageError(f"{path} records no architecture ('arch'); expected a net.inherited or ckpt.pth file")
         if _validate_arch(state["arch"], str(path), self.space) != self.arch:
@@ -214,21 +240,22 @@ class NetTrainer:
             return None
         return previous.get("search") if "test_top1" in previous else previous
 
-    def validate(self) -> float:
-        """Top-1 (percent) on the validation split."""
-        return accuracy(
-            self.model,
-            self.splits,
-            "valid",
-            self.resolution,
-            batch_size=self.cfg.eval_batch_size,
-            device=self.device,
-        )
+    def measure(self, split: str) -> float:
+        """Top-1 (percent) on `split`; outputs that are not finite are a `UsageError` (broken or diverged weights)."""
+        try:
+            return accuracy(
+                self.model, self.splits, split, self.resolution, batch_size=self.cfg.eval_batch_size, device=self.device
+            )
+        except FloatingPointError as err:
+            raise UsageError(
+                f"the network's outputs are not finite: {err}; its weights are broken or training "
+                "diverged (try a lower --lr)"
+            ) from None
 
     def _end_epoch(self, loss: float | None) -> None:
         """Validate, record, keep the weights if they are the best so far (ties keep the earlier epoch)."""
         epoch = self.tuner.epoch
-        top1 = self.validate()
+        top1 = self.measure("valid")
         self.history.append({"epoch": epoch, "train_loss": loss, "valid_top1": top1})
         if not self.best or top1 > self.best["valid_top1"]:
             self.best = {"epoch": epoch, "valid_top1": top1, "state_dict": cpu_state_dict(self.model)}
@@ -247,7 +274,7 @@ class NetTrainer:
         atomic_torch_save(
             self.paths.checkpoint,
             {
-                **subnet_checkpoint(self.model, self.arch, self.n_classes, self.width_mult),
+                **subnet_checkpoint(self.model, self.arch, self.n_classes, self.width_mult, self.split),
                 "init": self.init,
                 "finetune": self.tuner.state_dict(),
                 "best": self.best,
@@ -286,9 +313,7 @@ class NetTrainer:
         start = time.perf_counter()
         self.train()
         self.model.load_state_dict(self.best["state_dict"])
-        test_top1 = accuracy(
-            self.model, self.splits, "test", self.resolution, batch_size=self.cfg.eval_batch_size, device=self.device
-        )
+        test_top1 = self.measure("test")
         costs = self.space.cost_function(self.n_classes, self.width_mult)(self.arch)
         stats: dict[str, Any] = {
             "top1": self.best["valid_top1"],
@@ -298,6 +323,7 @@ class NetTrainer:
             **costs.as_dict(),
             "epochs": self.cfg.epochs,
             "seed": self.cfg.seed,
+            "split": self.split.record(),
             "init": self.init,
             "n_classes": self.n_classes,
             "width_mult": self.width_mult,
@@ -310,7 +336,8 @@ class NetTrainer:
         if self.cfg.export:
             path = export_model(self.cfg.export, self.model, self.paths.export(self.cfg.export), self.resolution)
             log.info("exported %s", path)
-        atomic_torch_save(self.paths.ckpt, subnet_checkpoint(self.model, self.arch, self.n_classes, self.width_mult))
+        ckpt = subnet_checkpoint(self.model, self.arch, self.n_classes, self.width_mult, self.split)
+        atomic_torch_save(self.paths.ckpt, ckpt)
         write_json(self.paths.stats, stats)
         log.info(
             "%s: valid top-1 %.2f%% (selected: epoch %d of %d), test top-1 %.2f%% (measured once, on the selected "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn, TypeVar
@@ -15,10 +16,40 @@ USAGE_EXIT = 2
 _NONE = ("none", "None", "")
 _KINDS: dict[str, type] = {"int": int, "float": float, "str": str}
 T = TypeVar("T")
+# What argparse fills into a help text: the attributes of an action, and `prog`.
+_HELP_KEYS = frozenset({*vars(argparse.Action(["--x"], "x")), "prog"})
+_PERCENT = re.compile(r"%%|%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa]|%")
+
+
+def escape_help(text: str) -> str:
+    """`text` ready for argparse to print literally: every bare `%` doubled, nothing else changed.
+
+    `%%` and argparse's own placeholders (`%(default)s`, `%(prog)s`, `%(choices)s`, ...) are kept, so escaping twice
+    changes nothing.
+    """
+
+    def one(match: re.Match[str]) -> str:
+        literal = match.group(0) == "%" or (match.group(1) is not None and match.group(1) not in _HELP_KEYS)
+        return match.group(0).replace("%", "%%") if literal else match.group(0)
+
+    return _PERCENT.sub(one, text)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, escaping each help text first, so a `%` in one can never crash `--help`."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        return escape_help(super()._get_help_string(action) or "")
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """An `argparse` parser whose errors are `UsageError`s, so a bad flag is one line and exit 2 like the rest."""
+    """An `argparse` parser whose errors are `UsageError`s, so a bad flag is one line and exit 2 like the rest.
+
+    Its help texts may hold a bare `%` (see `escape_help`).
+    """
+
+    def __init__(self, *args: Any, formatter_class: type[argparse.HelpFormatter] = HelpFormatter, **kwargs: Any):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         """Raise instead of printing the usage text."""
@@ -36,6 +67,21 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse `type`: an integer no smaller than `minimum` (anything else is a one-line usage error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def _optional(kind: type) -> Callable[[str], Any]:
@@ -90,17 +136,19 @@ def add_dataclass_flags(
 ) -> argparse.ArgumentParser:
     """One `--field` flag per leaf field of dataclass `cls`, nested dataclass fields flattened (see `flat_record`).
 
-    Bool fields are switches; `X | None` fields accept `none`. Defaults are those of `cls()`.
+    Bool fields are switches; `X | None` fields accept `none`. Defaults are those of `cls()`. Help texts are
+    printed literally (a `%` in them or in a default is escaped, whatever the parser's formatter).
     """
     helps = helps or {}
     for f, default in _leaves(cls()):
-        text = helps.get(f.name, "")
+        text = escape_help(helps.get(f.name, ""))
         if str(f.type) == "bool":
             parser.add_argument(f"--{f.name}", action="store_true", help=text or None)
             continue
         base = _KINDS[str(f.type).split(" |")[0]]
         kind = _optional(base) if "None" in str(f.type) else base
-        parser.add_argument(f"--{f.name}", type=kind, default=default, help=f"{text} (default: {default})".strip())
+        shown = str(default).replace("%", "%%")
+        parser.add_argument(f"--{f.name}", type=kind, default=default, help=f"{text} (default: {shown})".strip())
     return parser
 
 

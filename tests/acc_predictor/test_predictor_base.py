@@ -113,7 +113,10 @@ def test_registry():
     assert set(list_predictors(aliases=True)) == {*names, "adaptive"}
     assert isinstance(create_predictor("adaptive", xl=XL, xu=XU), AdaptiveSwitching)
     with pytest.raises(ValueError, match="registered twice"):
-        register_predictor("rbf")(type("Again", (MeanPredictor,), {"name": "rbf"}))
+        register_predictor("rbf", min_points=4)(type("Again", (MeanPredictor,), {"name": "rbf"}))
     with pytest.raises(ValueError, match="registered as"):
-        register_predictor("other")(MeanPredictor)
+        register_predictor("other", min_points=4)(MeanPredictor)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match=f"min_points must be a positive int, got {bad}"):
+            register_predictor("other", min_points=bad)
     assert list_predictors() == names

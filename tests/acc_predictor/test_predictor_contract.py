@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.stats import kendalltau
 
-from acc_predictor import PREDICTORS, CVReport, create_predictor, list_predictors
+from acc_predictor import PREDICTORS, CVReport, create_predictor, list_predictors, min_points
 from utils.errors import UsageError
 
 NAMES = list_predictors()
@@ -88,6 +88,17 @@ def test_cv_folds_zero_leaves_no_report(name, space, smooth):
     model = build(name, space, cv_folds=0).fit(smooth.x_train[:30], smooth.y_train[:30])
     assert model.report is None
     assert model.predict(smooth.x_test).shape == (len(smooth.x_test),)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fits_on_its_declared_minimum_and_refuses_fewer(name, space, smooth):
+    n = min_points(name)
+    assert n == PREDICTORS.meta(name)["min_points"] and n >= 2
+    x, y = smooth.x_train[:n], smooth.y_train[:n]
+    model = build(name, space).fit(x, y)
+    assert model.report.n == n and np.all(np.isfinite(model.predict(smooth.x_test[:5])))
+    with pytest.raises(ValueError, match=f"at least {n}"):
+        build(name, space).fit(x[:-1], y[:-1])
 
 
 @pytest.mark.parametrize("name", NAMES)

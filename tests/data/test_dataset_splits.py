@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_digits
 
-from data import create_dataset
+from data import SplitSpec, create_dataset, validation_split
 from data.splits import stratified_holdout
+from utils.errors import UsageError
 
 
 def rows(images: torch.Tensor) -> list[bytes]:
@@ -79,3 +80,28 @@ def test_stratified_holdout_is_a_proportional_partition(counts: list[int], fract
     assert np.all(np.abs(np.bincount(labels[held], minlength=len(counts)) - share) < 1)
     again = stratified_holdout(labels, size, np.random.default_rng(seed))
     assert np.array_equal(again[1], held)
+
+
+def test_a_recorded_split_round_trips_and_wins_over_the_runs_seed() -> None:
+    recorded = SplitSpec("digits", 0, 300, "its card w.json")
+    assert SplitSpec.from_record(recorded.record(), "its card w.json") == recorded
+    assert validation_split(recorded, dataset="digits", seed=5, vld_size=None, owner="the supernet's") == recorded
+    assert validation_split(recorded, dataset="digits", seed=5, vld_size=300, owner="the supernet's") == recorded
+    carved = validation_split(recorded, dataset="cifar10", seed=5, vld_size=200, owner="the supernet's")
+    assert carved == SplitSpec("cifar10", 5, 200)  # a split of another dataset says nothing about this one
+    assert validation_split(None, dataset="digits", seed=5, vld_size=None, owner="") == SplitSpec("digits", 5, None)
+    with pytest.raises(UsageError) as err:
+        validation_split(recorded, dataset="digits", seed=5, vld_size=200, owner="the supernet's")
+    assert str(err.value) == (
+        "--vld_size 200 differs from the supernet's validation split (300 images, seed 0, from its card w.json); "
+        "leave it out"
+    )
+
+
+@pytest.mark.parametrize(
+    "record",
+    [None, [0, 300], {"dataset": "digits", "seed": 0}, {"dataset": "digits", "seed": True, "vld_size": 300}],
+)
+def test_a_malformed_split_record_is_a_usage_error_naming_its_file(record) -> None:
+    with pytest.raises(UsageError, match="net.inherited records a malformed validation split"):
+        SplitSpec.from_record(record, "net.inherited")

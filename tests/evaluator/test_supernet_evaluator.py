@@ -1,5 +1,6 @@
 import json
 import queue
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,12 +8,15 @@ import torch
 
 import evaluator.backends as backends
 import evaluator.supernet as supernet_module
+import msunas
 from evaluator import EvaluatorSpec, create_backend, create_evaluator, list_backends, list_evaluators
 from evaluator.supernet import SupernetEvalConfig, SupernetEvaluator
 from search_space.ofa_mbv3 import CostModel, OFAMobileNetV3Space
 from supernets.checkpoint import save_supernet_weights
 from supernets.ofa_mbv3 import SupernetConfig, build_supernet
+from tests.search_space.tiny_space import TinySupernet
 from training.config import OptimConfig
+from utils.cli import run_cli
 from utils.errors import UsageError
 
 SPACE = OFAMobileNetV3Space(lr=16, ur=20)
@@ -137,7 +141,8 @@ def test_fine_tuning_saves_a_checkpoint_that_reloads(weights, archs, tmp_path):
     result = evaluator.evaluate([archs[0]], [tmp_path / "net_0"])[0]
     assert result.ok
     ckpt = torch.load(tmp_path / "net_0" / "ckpt.pth", weights_only=True)
-    assert ckpt["arch"] == archs[0]
+    assert ckpt["arch"] == archs[0] and (ckpt["n_classes"], ckpt["width_mult"]) == (10, 1.0)
+    assert ckpt["split"] == {"dataset": "digits", "seed": cfg.split_seed, "vld_size": cfg.vld_size}  # for train.py
     from supernets.ofa_mbv3 import extract_subnet
 
     model = extract_subnet(build_supernet(SupernetConfig()), archs[0])
@@ -153,9 +158,14 @@ def test_process_backend_rejects_bad_gpu_settings(config):
     spec = EvaluatorSpec("supernet", {"config": config})
     with pytest.raises(UsageError, match="--gpu 2"):
         create_backend("process", spec, gpu=2)
-    if not torch.cuda.is_available():
-        with pytest.raises(UsageError, match="--n_gpus 1 but only 0"):
-            create_backend("process", spec, n_gpus=1)
+
+
+@pytest.mark.parametrize("name", list_backends())
+def test_more_gpus_than_visible_is_refused_by_every_backend(config, name):
+    visible = torch.cuda.device_count()
+    seen = "no CUDA device is visible" if not visible else f"only {visible} CUDA device"
+    with pytest.raises(UsageError, match=f"--n_gpus {visible + 1} but {seen}"):
+        create_backend(name, EvaluatorSpec("supernet", {"config": config}), n_gpus=visible + 1)
 
 
 def test_validation_can_be_limited_to_the_first_images(weights, archs, tmp_path):
@@ -187,3 +197,61 @@ def test_every_architecture_is_calibrated_on_the_same_images(weights, archs, mon
     cfg = SupernetEvalConfig(supernet_path=weights, n_bn_cal=16, valid_limit=8, seed=3, device="cpu")
     SupernetEvaluator(cfg).evaluate(archs[:2], [tmp_path / "a", tmp_path / "b"])
     assert seen == [3, 3]
+
+
+UNUSABLE = {  # how the supernet file is broken: what the one line says about it
+    "corrupt": "weights-only loading refused it",
+    "truncated": "PytorchStreamReader failed reading zip archive: failed finding central directory",
+    "pickled module": "weights-only loading refused it (Unsupported global: GLOBAL torch.nn.modules.linear.Linear",
+    "another space": "it does not fit the supernet being built: the supernet has no tensor convs.0.weight",
+    "another width": "it does not fit the supernet being built: size mismatch for first_conv.conv.weight: copying a "
+    "param with shape torch.Size([24, 3, 3, 3]) from checkpoint, the shape in current model is "
+    "torch.Size([16, 3, 3, 3]) (and 368 more)",
+}
+
+
+def _write_unusable(kind, weights, path):
+    if kind == "corrupt":
+        path.write_bytes(b"not a checkpoint")
+    elif kind == "truncated":
+        data = Path(weights).read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "pickled module":
+        torch.save(torch.nn.Linear(2, 2), path)
+    elif kind == "another space":
+        torch.save({"state_dict": TinySupernet(10).state_dict()}, path)
+    else:
+        save_supernet_weights(build_supernet(SupernetConfig(width_mult=1.2)), path)
+
+
+def _search(save, *flags):
+    return run_cli(msunas.main, ["--save", str(save), "--lr", "16", "--ur", "16", "--device", "cpu", *flags])
+
+
+@pytest.mark.parametrize("kind", sorted(UNUSABLE))
+def test_an_unusable_supernet_is_one_line_before_anything_is_evaluated_or_written(weights, kind, tmp_path, capsys):
+    path = tmp_path / "bad.pth"
+    _write_unusable(kind, weights, path)
+    assert _search(tmp_path / "run", "--supernet_path", str(path)) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(
+        f"error: --supernet_path {path} is not a readable checkpoint of the ofa_mbv3 supernet (10 classes, "
+        "--width_mult 1.0): "
+    )
+    assert UNUSABLE[kind] in line
+    assert line.endswith("; give the .pth written by python -m supernets.train or an OFA release")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--dataset", "cifar10", "--data", "/nonexistent/cifar"], "cifar10 data directory not found: /nonexistent"),
+        (["--vld_size", "5000"], "vld_size 5000 is out of range for digits"),
+    ],
+)
+def test_an_unusable_dataset_is_one_line_before_anything_is_written(weights, flags, message, tmp_path, capsys):
+    assert _search(tmp_path / "run", "--supernet_path", weights, *flags) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ") and message in line
+    assert not (tmp_path / "run").exists()

@@ -52,17 +52,15 @@ def net_dir(template, tmp_path):
 
 @pytest.fixture(autouse=True)
 def small_digits(monkeypatch):
-    """A few hundred digits images instead of all of them, so that an epoch takes a fraction of a second."""
+    """A few hundred digits images instead of all of them, so that an epoch takes a fraction of a second.
+
+    The validation split stays whole: it is the one recorded in the files, and carved again from them.
+    """
     real = trainer_module.create_dataset
 
     def small(name, **kwargs):
         full = real(name, **kwargs)
-        return dataclasses.replace(
-            full,
-            train=full.train.subset(range(128)),
-            valid=full.valid.subset(range(96)),
-            test=full.test.subset(range(80)),
-        )
+        return dataclasses.replace(full, train=full.train.subset(range(128)), test=full.test.subset(range(80)))
 
     monkeypatch.setattr(trainer_module, "create_dataset", small)
 
@@ -110,8 +108,9 @@ def test_fine_tunes_selects_on_validation_and_tests_once(net_dir, accuracy_calls
     assert accuracy_calls == ["valid", "valid", "valid", "test"]  # epochs 0, 1, 2, then the test split once
     assert {"ckpt.pth", "net.stats", "net.onnx", "net.train.pth"} <= {p.name for p in net_dir.iterdir()}
     ckpt = load(net_dir / "ckpt.pth")
-    assert set(ckpt) == {"state_dict", "arch", "n_classes", "width_mult"}
+    assert set(ckpt) == {"state_dict", "arch", "n_classes", "width_mult", "split"}
     assert ckpt["arch"] == ARCH and ckpt["n_classes"] == 10 and ckpt["width_mult"] == 1.0
+    assert ckpt["split"] == {"dataset": "digits", "seed": 0, "vld_size": 300}  # net.inherited has none: --seed's
     stats = json.loads((net_dir / "net.stats").read_text())
     assert stats["search"] == SEARCH_STATS
     assert stats["top1"] == stats["valid_top1"] == max(h["valid_top1"] for h in stats["history"])
@@ -131,7 +130,12 @@ def test_fine_tunes_selects_on_validation_and_tests_once(net_dir, accuracy_calls
 
 def test_keeps_the_weights_of_the_best_validation_epoch(net_dir, monkeypatch):
     scores = iter([40.0, 70.0, 60.0])
-    monkeypatch.setattr(trainer_module.NetTrainer, "validate", lambda self: next(scores))
+    real = trainer_module.NetTrainer.measure
+    monkeypatch.setattr(
+        trainer_module.NetTrainer,
+        "measure",
+        lambda self, split: next(scores) if split == "valid" else real(self, split),
+    )
     assert run(net_dir, "--epochs", "2") == 0
     stats = json.loads((net_dir / "net.stats").read_text())
     assert stats["best_epoch"] == 1 and stats["valid_top1"] == stats["top1"] == 70.0
@@ -311,3 +315,16 @@ def test_command_line_entry_point(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: subnet file not found: {tmp_path / 'net.subnet'}"
+
+
+def test_weights_with_non_finite_outputs_are_one_line_and_nothing_is_written(net_dir, capsys):
+    inherited = torch.load(net_dir / "net.inherited", weights_only=True)
+    inherited["state_dict"] = {
+        k: v.float().fill_(float("nan")) if v.is_floating_point() else v for k, v in inherited["state_dict"].items()
+    }
+    torch.save(inherited, net_dir / "net.inherited")
+    before = sorted(p.name for p in net_dir.iterdir())
+    assert run(net_dir, "--epochs", "0", "--n_bn_cal", "0") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the network's outputs are not finite") and err.count("\n") == 1
+    assert sorted(p.name for p in net_dir.iterdir()) == before

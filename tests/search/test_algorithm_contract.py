@@ -6,7 +6,7 @@ from pymoo.operators.crossover.ux import UniformCrossover
 from pymoo.operators.mutation.pm import PM
 
 from evaluator import EvalResult
-from search.algorithms import ALGORITHMS, EvolutionaryAlgorithm, SearchContext, create_algorithm
+from search.algorithms import ALGORITHMS, EvolutionaryAlgorithm, SearchContext, SurrogateProblem, create_algorithm
 from search.archive import Archive
 from search.objectives import build_constraints, create_objective
 from tests.search_space.tiny_space import TinySpace
@@ -84,3 +84,19 @@ def test_nsga2_operators_are_constructor_arguments(name):
     assert algorithm.mutation is mutation and algorithm.nsga2(pop_size=8).mating.crossover is algorithm.crossover
     run(name, iterations=1, crossover=CountingCrossover(), mutation=mutation)
     assert CountingCrossover.calls > 0
+
+
+def test_nsga2_survival_on_tied_objectives_is_fixed_by_the_seed():
+    algorithm = create_algorithm("nsga2", context(), n_iter=3, pop_size=5)
+    archive = Archive(SPACE)
+    archive.add([EvalResult(a, "ok", 80.0, 1.0, 2.0, 0.5) for a in SPACE.sample(20, np.random.default_rng(0))], 0)
+    problem = SurrogateProblem(algorithm.ctx, predictor=None)
+
+    def survivors(seed):
+        chosen = algorithm.survivors(problem, archive, np.random.default_rng(seed))
+        return tuple(sorted(map(tuple, chosen.get("X").tolist())))
+
+    assert len({survivors(1) for _ in range(20)}) == 1
+    assert len({survivors(seed) for seed in range(20)}) > 1  # the tie is broken at random, by the seed
+    proposals = {tuple(map(str, algorithm.ask(archive, 1)[0])) for _ in range(20)}
+    assert len(proposals) == 1

@@ -177,11 +177,25 @@ def test_latency_objective_on_the_chosen_systolic_array(weights, tmp_path):
     assert all(e["stats"]["latency"] == pytest.approx(cost(e["arch"]).latency) for e in stats["evaluations"]["entries"])
 
 
-def test_single_objective_without_sec_obj(weights, tmp_path, capsys):
-    stats = run(weights, tmp_path / "run")
+def test_single_objective_with_sec_obj_none(weights, tmp_path, capsys):
+    stats = run(weights, tmp_path / "run", "--sec_obj", "none")
     assert stats["objectives"] == ["top1"]
     assert all(row[2] is None for row in stats["archive"])
-    assert "final top architectures" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "final top architectures" in out
+    assert f"python post_search.py --save {tmp_path / 'run' / 'final'} --expr {tmp_path / 'run'}/iter_2.stats" in out
+    assert f"python train.py --subnet {tmp_path / 'run' / 'final'}/net-top1_0/net.subnet" in out
+
+
+def test_the_default_search_is_bi_objective_and_ends_with_the_next_commands(weights, tmp_path, capsys):
+    stats = run(weights, tmp_path / "run")
+    assert stats["objectives"] == ["top1", "macs"]
+    out = capsys.readouterr().out
+    table = out[out.index("final front") :].splitlines()[1:]
+    columns = table[0].split()
+    macs = [float(line.split()[columns.index("macs")]) for line in table[1 : table.index("")]]
+    assert macs == sorted(macs) and len(macs) >= 2  # a real front, sorted by the second objective
+    assert "--prefer trade-off" in out and "net-trade-off_0/net.subnet --epochs 3 --export onnx" in out
 
 
 @pytest.mark.parametrize("algorithm", ["random", "nsga2"])

@@ -59,7 +59,7 @@ def test_record_layout_is_upstreams_plus_what_resuming_needs(state):
     assert len(record["archive"]) == 3 and record["objectives"] == ["top1", "macs"]
     assert record["hv"] == 12.25 and record["ref_point"] == [22.0, 3.5] and record["seed"] == 3
     assert record["config"] == CONFIG.to_dict() and record["evaluations"] == state.archive.to_dict()
-    single = record_of(state, SearchConfig(save="results/run", lr=16, ur=20))
+    single = record_of(state, SearchConfig(save="results/run", sec_obj=None, lr=16, ur=20))
     assert single["archive"][1] == [state.archive.entries[1].arch, 14.5, None]
 
 

@@ -5,6 +5,8 @@ import pytest
 import torch
 from tqdm import tqdm
 
+from data import SplitSpec
+from supernets.card import card_split
 from supernets.checkpoint import load_supernet_weights
 from supernets.ofa_mbv3 import build_supernet
 from supernets.train import SupernetTrainer, TrainConfig, ensure_supernet, main
@@ -39,6 +41,8 @@ def test_training_writes_weights_card_and_checkpoint(tmp_path):
     for value in (acc["smallest"], acc["largest"], acc["random"]["min"], acc["random"]["max"]):
         assert 0.0 <= value <= 100.0
     assert card["train_config"] == flat_record(TINY)  # its exact keys: tests/training/test_config.py
+    split = card_split(path, "digits")  # the images it never trained on, for whoever validates its subnets
+    assert split == SplitSpec("digits", 3, 300, f"its card {path.with_suffix('.json')}")
     assert torch.load(path.with_suffix(".train.pth"), weights_only=True)["train_config"] == card["train_config"]
     net = build_supernet(TrainConfig().supernet_config(10))
     load_supernet_weights(net, path)  # the trained file loads like an OFA release

@@ -42,3 +42,22 @@ def test_calibration_images_are_n_seeded_training_images(splits):
     assert [x.shape for x in images] == [(8, 3, 8, 8), (8, 3, 8, 8), (4, 3, 8, 8)]
     assert all(torch.equal(a, b) for a, b in zip(images, draw(1), strict=True))
     assert not torch.equal(images[0], draw(2)[0])
+
+
+class Broken(Constant):
+    """Predicts class `label`, except that one logit of the `bad`-th image is `value` (NaN or infinite)."""
+
+    def __init__(self, label: int, bad: int, value: float) -> None:
+        super().__init__(label)
+        self.bad, self.value = bad, value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = super().forward(x).clone()
+        logits[self.bad, 5] = self.value
+        return logits
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_logits_are_an_error_not_an_accuracy(splits, value):
+    with pytest.raises(FloatingPointError, match=r"^non-finite logits on the valid split: 1 of 70 values"):
+        accuracy(Broken(0, bad=2, value=value), splits, "valid", 8, batch_size=7)
