@@ -218,7 +218,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
     )
     publish(args.name, results, section)
-    print(section)
     return 0
 
 

@@ -222,7 +222,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
     )
     publish("predictors", results, section)
-    print(section)
     return 0
 
 

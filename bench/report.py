@@ -40,8 +40,13 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
+def image(alt: str, png: str | Path) -> str:
+    """The markdown of a PNG under bench/, as bench/README.md shows it."""
+    return f"![{alt}]({Path(png).resolve().relative_to(BENCH_DIR)})"
+
+
 def publish(name: str, results: dict[str, object], section: str) -> Path:
-    """Save `results` as bench/results/<name>.json and put `section` between this benchmark's markers in README."""
+    """Save `results` as bench/results/<name>.json, put `section` in README between its markers, print it."""
     path = write_json(BENCH_DIR / "results" / f"{name}.json", results)
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     text = README.read_text() if README.exists() else "# Benchmarks\n"
@@ -51,4 +56,5 @@ def publish(name: str, results: dict[str, object], section: str) -> Path:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     write_text(README, text)
+    print(section)
     return path

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from acc_predictor import PREDICTORS, list_predictors
-from bench.report import card_space, machine, markdown_table, publish
+from bench.report import card_space, image, machine, markdown_table, publish
 from evaluator.backends import EvaluatorSpec, create_backend
 from evaluator.base import EvalResult, Evaluator
 from evaluator.registry import EVALUATORS
@@ -228,11 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ],
                 rows_md,
             ),
-            f"![median HV against evaluations]({Path(png).relative_to(Path(__file__).parent)})",
+            image("median HV against evaluations", png),
         ]
     )
     publish("search_efficiency", results, section)
-    print(section)
     return 0
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import msunas
-from bench.report import machine, publish
+from bench.report import image, machine, publish
 from evaluator import BACKENDS, list_backends
 from search.pareto import hypervolume, reference_point
 from search.plots import plot_hypervolume
@@ -96,11 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "benchmark's supernet and budget, live evaluations on the whole validation split).",
             f"Hypervolume as a fraction of the pool front's, under the pool's reference point: {steps} evaluations. "
             "Above 100 % means the live search found networks outside the pool's members.",
-            f"![live HV]({Path(png).relative_to(Path(__file__).parent)})",
+            image("live HV", png),
         ]
     )
     publish("search_live", results, section)
-    print(section)
     return 0
 
 

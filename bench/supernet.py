@@ -158,7 +158,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
     )
     publish("supernet", results, section)
-    print(section)
     return 0
 
 
