@@ -40,14 +40,19 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
+def result_path(name: str) -> Path:
+    """Where a benchmark writes its result file `name` (JSON, PNG): bench/results/."""
+    return BENCH_DIR / "results" / name
+
+
 def image(alt: str, png: str | Path) -> str:
     """The markdown of a PNG under bench/, as bench/README.md shows it."""
-    return f"![{alt}]({Path(png).resolve().relative_to(BENCH_DIR)})"
+    return f"![{alt}]({Path(png).relative_to(BENCH_DIR)})"
 
 
 def publish(name: str, results: dict[str, object], section: str) -> Path:
     """Save `results` as bench/results/<name>.json, put `section` in README between its markers, print it."""
-    path = write_json(BENCH_DIR / "results" / f"{name}.json", results)
+    path = write_json(result_path(f"{name}.json"), results)
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     text = README.read_text() if README.exists() else "# Benchmarks\n"
     block = f"{begin}\n{section.strip()}\n{end}"

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from acc_predictor import PREDICTORS, list_predictors
-from bench.report import card_space, image, machine, markdown_table, publish
+from bench.report import card_space, image, machine, markdown_table, publish, result_path
 from evaluator.backends import EvaluatorSpec, create_backend
 from evaluator.base import EvalResult, Evaluator
 from evaluator.registry import EVALUATORS
@@ -195,9 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         a: ([n for n, _ in runs[0]], [statistics.median(c[i][1] for c in runs) for i in range(len(runs[0]))])
         for a, runs in curves.items()
     }
-    png = plot_hypervolume(
-        Path(__file__).parent / "results" / "search_efficiency.png", mean_curves, title="median HV / pool-front HV"
-    )
+    png = plot_hypervolume(result_path("search_efficiency.png"), mean_curves, title="median HV / pool-front HV")
     front = non_dominated(pool_f)
     results = {
         "machine": machine(),

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import msunas
-from bench.report import image, machine, publish
+from bench.report import image, machine, publish, result_path
 from evaluator import BACKENDS, list_backends
 from search.pareto import hypervolume, reference_point
 from search.plots import plot_hypervolume
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         curve = hv_curve(json.loads(last.read_text()), ref, pool_hv)
     shown = " ".join(a if "/tmp" not in a else "<save>" for a in command)
     png = plot_hypervolume(
-        Path(__file__).parent / "results" / "search_live_hv.png",
+        result_path("search_live_hv.png"),
         {"msunas (live)": ([n for n, _ in curve], [hv for _, hv in curve])},
         title="HV / pool-front HV",
     )
