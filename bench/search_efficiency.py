@@ -59,6 +59,18 @@ def read_table(path: str) -> dict[str, Any]:
     return table
 
 
+def error_and_macs(records: list[dict[str, Any]]) -> np.ndarray:
+    """The benchmark's two objectives, top-1 error and MACs, of stats records (pool rows or archive stats)."""
+    return np.array([[100 - r["top1"], r["macs"]] for r in records]).reshape(-1, 2)
+
+
+def pool_hypervolume(table: dict[str, Any]) -> tuple[np.ndarray, float]:
+    """The reference point fixed from the whole pool, and the hypervolume of the pool's true front under it."""
+    pool = error_and_macs(table["rows"])
+    ref = reference_point(pool)
+    return ref, hypervolume(pool, ref)
+
+
 class PoolEvaluator(Evaluator):
     """Table look-up: a proposal is answered by the nearest pool member not yet handed out.
 
@@ -156,9 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     table = read_table(args.table)
     rows = table["rows"]
-    pool_f = np.array([[100 - r["top1"], r["macs"]] for r in rows])
-    ref = reference_point(pool_f)
-    best_hv = hypervolume(pool_f, ref)
+    ref, best_hv = pool_hypervolume(table)
     budget = args.n_doe + args.iterations * args.n_iter
     curves: dict[str, list[list[tuple[int, float]]]] = {a: [] for a in ALGORITHMS}
     with tempfile.TemporaryDirectory() as tmp:
@@ -196,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for a, runs in curves.items()
     }
     png = plot_hypervolume(result_path("search_efficiency.png"), mean_curves, title="median HV / pool-front HV")
-    front = non_dominated(pool_f)
+    front = non_dominated(error_and_macs(rows))
     results = {
         "machine": machine(),
         "pool": len(rows),

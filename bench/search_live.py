@@ -19,8 +19,9 @@ import numpy as np
 
 import msunas
 from bench.report import image, machine, publish, result_path
+from bench.search_efficiency import error_and_macs, pool_hypervolume, read_table
 from evaluator import BACKENDS, list_backends
-from search.pareto import hypervolume, reference_point
+from search.pareto import hypervolume
 from search.plots import plot_hypervolume
 from utils.cli import ArgumentParser, int_at_least, run_cli
 
@@ -43,7 +44,7 @@ def hv_curve(stats: dict, ref: np.ndarray, pool_hv: float) -> list[tuple[int, fl
     entries = stats["evaluations"]["entries"]
     curve = []
     for k in range(stats["iteration"] + 1):
-        points = np.array([[100 - e["stats"]["top1"], e["stats"]["macs"]] for e in entries if e["iteration"] <= k])
+        points = error_and_macs([e["stats"] for e in entries if e["iteration"] <= k])
         curve.append((len(points), hypervolume(points, ref) / pool_hv))
     return curve
 
@@ -64,10 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not table_path.is_file() or not weights.is_file():
         print(f"skipped: needs the table {table_path} and the supernet weights {weights} (bench/README.md)")
         return 0
-    table = json.loads(table_path.read_text())
-    pool = np.array([[100 - r["top1"], r["macs"]] for r in table["rows"]])
-    ref = reference_point(pool)
-    pool_hv = hypervolume(pool, ref)
+    table = read_table(args.table)
+    ref, pool_hv = pool_hypervolume(table)
     with tempfile.TemporaryDirectory() as tmp:
         command = search_argv(table, weights, Path(tmp) / "run", args)
         if run_cli(msunas.main, command) != 0:
