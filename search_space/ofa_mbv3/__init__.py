@@ -1,7 +1,7 @@
 """The OFA MobileNetV3 search space bundle: genome, analytic costs and the live-tensor tracer of its subnets."""
 
 from search_space.ofa_mbv3.costs import CostModel, LayerCost, clear_cost_cache, compute_metrics, measure, measure_counts
-from search_space.ofa_mbv3.space import OFAMobileNetV3Space, any_resolution_space
+from search_space.ofa_mbv3.space import OFAMobileNetV3Space
 from search_space.ofa_mbv3.tracer import OFAMobileNetV3LiveTracer, is_static_ofa_mbv3
 
 __all__ = [
@@ -9,7 +9,6 @@ __all__ = [
     "LayerCost",
     "OFAMobileNetV3LiveTracer",
     "OFAMobileNetV3Space",
-    "any_resolution_space",
     "clear_cost_cache",
     "compute_metrics",
     "is_static_ofa_mbv3",

@@ -179,11 +179,6 @@ class OFAMobileNetV3Space(SearchSpace):
         return self.validate({"ks": [k] * self.n_layers, "e": [e] * self.n_layers, "d": [d] * self.n_stages, "r": r})
 
 
-def any_resolution_space() -> OFAMobileNetV3Space:
-    """The space of every architecture a supernet can run, whatever resolutions a search was restricted to."""
-    return OFAMobileNetV3Space().unrestricted()
-
-
 def _choices(values: object, key: str, length: int, allowed: Sequence[int], field_name: str | None = None) -> list[int]:
     """`values` as a list of ints after checking its length and that each is one of `allowed`."""
     if not isinstance(values, list | tuple) or len(values) != length:
