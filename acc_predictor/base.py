@@ -1,8 +1,9 @@
 """The `Predictor` interface and honest (out-of-sample) cross-validation of surrogate accuracy predictors.
 
-A predictor regresses whatever target it is given (top-1 accuracy or error, any float) on integer genomes. Every
-`fit` first measures the model by k-fold cross-validation on the data it is given and keeps the result in
-`report`, then fits on all the data: the numbers a search prints are out-of-sample, never the inflated in-sample
+A predictor regresses whatever target it is given (top-1 accuracy or error, any float) on architecture inputs:
+integer genomes, or the real-valued surrogate features a search derives from them (`search/surrogate.py`), each
+column bounded by `xl`, `xu`. Every `fit` fits on all the data, then measures the model by k-fold cross-validation
+and keeps the result in `report`: the numbers a search prints are out-of-sample, never the inflated in-sample
 correlation upstream reports.
 
 Small data sets: cross-validation uses `k = min(folds, n // 2)` folds, so each held-out fold holds at least two
@@ -48,7 +49,7 @@ class CVReport:
 
 
 class Predictor(ABC):
-    """A surrogate of accuracy (or error) over integer genomes with bounds `xl`, `xu`.
+    """A surrogate of accuracy (or error) over inputs (genomes or features) with per-column bounds `xl`, `xu`.
 
     Subclasses implement `_fit` and `_predict` on validated float arrays, and keep every constructor argument in
     an attribute of the same name so that `clone` can build a fresh, unfitted copy. Everything random is drawn
@@ -95,17 +96,20 @@ class Predictor(ABC):
         return type(self)(**kwargs)
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> Self:
-        """Cross-validate on (`x`, `y`) into `report` (unless `cv_folds == 0`), then fit on all of it."""
+        """Fit on all of (`x`, `y`), then cross-validate into `report` (unless `cv_folds == 0`)."""
         xf, yf = self.check_data(x, y)
         self._fitted = False
         with single_threaded():
-            if self.cv_folds:
-                self.report, _ = cross_validate(lambda: self.clone(cv_folds=0), xf, yf, self.cv_folds, self.seed)
-            else:
-                self.report = None
             self._fit(xf, yf)
-        self._fitted = True
+            self._fitted = True
+            self.report = None
+            if self.cv_folds:
+                self.report, _ = cross_validate(self.fold_predictor, xf, yf, self.cv_folds, self.seed)
         return self
+
+    def fold_predictor(self) -> Predictor:
+        """A fresh predictor that cross-validation fits on each fold (by default an unfitted clone)."""
+        return self.clone(cv_folds=0)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predicted targets of genomes `x` (shape [n, n_var]), as a float vector of shape [n]."""
@@ -118,15 +122,13 @@ class Predictor(ABC):
             return np.asarray(self._predict(xf), dtype=float).reshape(-1)
 
     def check_genomes(self, x: np.ndarray) -> np.ndarray:
-        """`x` as a float [n, n_var] array after checking shape, integrality and bounds; else `ValueError`."""
+        """`x` as a float [n, n_var] array after checking shape, finiteness and bounds; else `ValueError`."""
         arr = np.asarray(x)
         if arr.ndim != 2 or arr.shape[1] != self.n_var:
             raise ValueError(f"genomes must be a 2-D array with {self.n_var} columns, got shape {arr.shape}")
         if arr.dtype.kind not in "iub" and not (arr.dtype.kind == "f" and np.all(np.isfinite(arr))):
-            raise ValueError(f"genomes must be finite integers, got dtype {arr.dtype}")
+            raise ValueError(f"inputs must be finite numbers, got dtype {arr.dtype}")
         xf = arr.astype(float)
-        if not np.array_equal(xf, np.round(xf)):
-            raise ValueError("genomes must hold integer gene values")
         bad = (xf < self.xl) | (xf > self.xu)
         if bad.any():
             row, gene = np.argwhere(bad)[0]
@@ -149,11 +151,11 @@ class Predictor(ABC):
 
     @abstractmethod
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
-        """Fit on validated float genomes `x` [n, n_var] and finite targets `y` [n]."""
+        """Fit on validated float inputs `x` [n, n_var] and finite targets `y` [n]."""
 
     @abstractmethod
     def _predict(self, x: np.ndarray) -> np.ndarray:
-        """Predictions for validated float genomes `x` [n, n_var]."""
+        """Predictions for validated float inputs `x` [n, n_var]."""
 
 
 @contextmanager

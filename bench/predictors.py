@@ -1,11 +1,16 @@
 """Predictor quality: out-of-sample Kendall tau, Spearman rho, RMSE and fit time against training-set size.
 
-A ground-truth table of random architectures is evaluated once by the supernet evaluator and cached as JSON (with
-the supernet's card). For each training size and seed, every registered predictor is fitted on that many rows and
-scored on all the other rows of the table. A repeatability check (the same architectures evaluated again with seed + 1,
-which redraws the batch-norm calibration images; the validation split stays the supernet's, from its card) gives the
-ceiling that evaluation noise puts on any predictor's tau.
+The ground truth is a table of evaluated architectures: either one given by `--table` (such as the 2,162 OFA subnets
+measured on ImageNet in `../shared/benchmarks/`, see `bench/tables.py`), or one built from `--weights`: random
+architectures evaluated once by the supernet evaluator and cached as JSON (with the supernet's card), plus a
+repeatability check (the same architectures evaluated again with seed + 1, which redraws the batch-norm calibration
+images; the validation split stays the supernet's) that gives the ceiling evaluation noise puts on any tau.
 
+For each training size and seed, every registered predictor is fitted on that many rows and scored on all the
+other rows. Predictors see what a search gives them: the space's features plus log costs (`search/surrogate.py`).
+The fit time is a fit as a search does it, with the predictor's cross-validation report.
+
+    python -m bench.predictors --table ../shared/benchmarks/ofa_mbv3_imagenet_dynast.json
     python -m bench.predictors --weights bench/cache/<supernet>.pth --n_archs 600
 """
 
@@ -26,11 +31,12 @@ import numpy as np
 
 from acc_predictor import create_predictor, list_predictors
 from acc_predictor.base import correlations
-from acc_predictor.registry import PREDICTORS
 from bench.report import card_space, machine, markdown_table, publish
+from bench.tables import read_table
 from data import validation_split
 from evaluator import BACKENDS, EvaluatorSpec, create_backend, list_backends
 from evaluator.supernet import SupernetEvalConfig
+from search.surrogate import SurrogateFeatures
 from supernets.card import card_split
 from utils.cli import ArgumentParser, int_at_least, run_cli
 from utils.errors import UsageError
@@ -125,8 +131,12 @@ def _spread(values: list[float]) -> str:
 
 def score_predictors(table: dict[str, object], seeds: int, sizes: Sequence[int]) -> dict[str, object]:
     """Out-of-sample quality of every registered predictor at every training size, over `seeds` seeds."""
-    space = card_space(table["card"])
-    x = np.stack([space.encode(row["arch"]) for row in table["rows"]])
+    card = table["card"]
+    space = card_space(card)
+    features = SurrogateFeatures(
+        space, space.cost_function(card["supernet"]["n_classes"], card["supernet"]["width_mult"])
+    )
+    x = features(np.stack([space.encode(row["arch"]) for row in table["rows"]]))
     y = np.array([row["top1"] for row in table["rows"]])
     out: dict[str, dict[int, dict[str, list[float]]]] = {}
     for name in list_predictors():
@@ -141,8 +151,7 @@ def score_predictors(table: dict[str, object], seeds: int, sizes: Sequence[int])
             for seed in range(seeds):
                 order = np.random.default_rng(seed).permutation(len(y))
                 train, test = order[:n], order[n:]
-                folds = 5 if PREDICTORS.get(name).needs_cv else 0  # plain fits skip the quality report
-                predictor = create_predictor(name, xl=space.xl, xu=space.xu, seed=seed, cv_folds=folds)
+                predictor = create_predictor(name, xl=features.xl, xu=features.xu, seed=seed)
                 start = time.perf_counter()
                 predictor.fit(x[train], y[train])
                 scores["fit_s"].append(time.perf_counter() - start)
@@ -156,10 +165,43 @@ def score_predictors(table: dict[str, object], seeds: int, sizes: Sequence[int])
     return out
 
 
+def ground_truth_text(table: dict[str, object], args: argparse.Namespace) -> tuple[str, dict[str, object]]:
+    """What the table is, for the README, and its repeatability numbers when it has repeats."""
+    card = table["card"]
+    y = np.array([row["top1"] for row in table["rows"]])
+    spread = f"Top-1: min {y.min():.2f}, median {np.median(y):.2f}, max {y.max():.2f}, std {y.std():.2f}."
+    repeat = table.get("repeat") or []
+    if not repeat:
+        source = f" ({card['source']})" if "source" in card else ""
+        return f"Ground truth: {len(y)} architectures of `{card['name']}` ({card['dataset']}){source}. {spread}", {}
+    first = np.array([row["top1"] for row in table["rows"][: len(repeat)]])
+    again = np.array([row["top1"] for row in repeat])
+    ceiling_rho, ceiling_tau = correlations(first, again)
+    numbers = {
+        "n": len(again),
+        "tau": ceiling_tau,
+        "rho": ceiling_rho,
+        "mean_abs_diff": float(np.mean(np.abs(first - again))),
+    }
+    diff = numbers["mean_abs_diff"]
+    text = (
+        f"Ground truth: {len(y)} random architectures of `{card['name']}` ({card['dataset']}, resolutions "
+        f"{card['resolutions']}, {card.get('epochs', '?')} epochs) evaluated by the supernet evaluator on the "
+        f"validation split ({args.valid_limit or card.get('valid_images', 'all')} images). {spread} Repeatability "
+        f"(the first {len(again)} re-evaluated with seed + 1: other batch-norm calibration images, the same "
+        f"validation split, the supernet's): Kendall tau {ceiling_tau:.3f}, mean |diff| {diff:.3f} points. "
+        "Evaluation noise of that size caps the tau any predictor can show against these labels: a noise-free "
+        f"predictor would score about {noise_free_tau(ceiling_tau):.2f} (Gaussian noise model)."
+    )
+    return text, numbers
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m bench.predictors", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", required=True, help="supernet .pth with its .json card beside it")
-    parser.add_argument("--n_archs", type=int_at_least(1), default=600, help="architectures in the table")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--table", help="score on this ground-truth table (bench/tables.py reads both formats)")
+    source.add_argument("--weights", help="build the table from this supernet .pth with its .json card beside it")
+    parser.add_argument("--n_archs", type=int_at_least(1), default=600, help="architectures in a built table")
     parser.add_argument(
         "--n_repeat", type=int_at_least(0), default=100, help="architectures re-evaluated for the noise ceiling"
     )
@@ -174,11 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--n_workers", type=int_at_least(1), default=2, help="worker processes of the process backend")
     args = parser.parse_args(argv)
-    table = build_table(args)
+    table = read_table(args.table) if args.table else build_table(args)
     y = np.array([row["top1"] for row in table["rows"]])
-    first = np.array([row["top1"] for row in table["rows"][: len(table["repeat"])]])
-    again = np.array([row["top1"] for row in table["repeat"]])
-    ceiling_rho, ceiling_tau = correlations(first, again)
+    text, repeatability = ground_truth_text(table, args)
     scores = score_predictors(table, args.seeds, SIZES)
     card = table["card"]
     results = {
@@ -186,12 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "card": card,
         "n_archs": len(y),
         "top1": {"min": float(y.min()), "median": float(np.median(y)), "max": float(y.max()), "std": float(y.std())},
-        "repeatability": {
-            "n": len(again),
-            "tau": ceiling_tau,
-            "rho": ceiling_rho,
-            "mean_abs_diff": float(np.mean(np.abs(first - again))),
-        },
+        "repeatability": repeatability,
         "scores": scores,
     }
     rows = [
@@ -204,20 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         [
             "## Predictor quality (`bench/predictors.py`)",
             f"`{command.strip()}`",
-            f"Ground truth: {len(y)} random architectures of `{card['name']}` ({card['dataset']}, resolutions "
-            f"{card['resolutions']}, {card['epochs']} epochs) evaluated by the supernet evaluator on the validation "
-            f"split ({args.valid_limit or card['valid_images']} of its {card['valid_images']} images). "
-            f"Top-1: min {y.min():.2f}, median {np.median(y):.2f}, max "
-            f"{y.max():.2f}, std {y.std():.2f}. Repeatability (the first {len(again)} re-evaluated with seed + 1: "
-            "other batch-norm calibration images, the same validation split, the supernet's): Kendall tau "
-            f"{ceiling_tau:.3f}, "
-            "mean |diff| "
-            f"{results['repeatability']['mean_abs_diff']:.3f} points. Evaluation noise of that size caps the tau any "
-            f"predictor can show against these labels: a noise-free predictor would score about "
-            f"{noise_free_tau(ceiling_tau):.2f} (Gaussian noise model).",
+            text,
             f"Each cell: median [min, max] over {args.seeds} seeds; fitted on n rows, scored on all other rows. "
-            "Fit time is one plain fit (no cross-validation report), except `as`, whose fit is its cross-validated "
-            "selection.",
+            "Inputs: the search's surrogate features (the space's features plus log MACs and log params). Fit time: "
+            "one fit as a search does it, including the predictor's cross-validation report (`as`: its selection).",
             markdown_table(["predictor", "n", "Kendall tau", "Spearman rho", "RMSE", "fit s"], rows),
         ]
     )

@@ -19,7 +19,7 @@ import numpy as np
 
 import msunas
 from bench.report import image, machine, publish, result_path
-from bench.search_efficiency import error_and_macs, pool_hypervolume, read_table
+from bench.tables import objectives_of, pool_hypervolume, read_table
 from evaluator import BACKENDS, list_backends
 from search.pareto import hypervolume
 from search.plots import plot_hypervolume
@@ -44,7 +44,7 @@ def hv_curve(stats: dict, ref: np.ndarray, pool_hv: float) -> list[tuple[int, fl
     entries = stats["evaluations"]["entries"]
     curve = []
     for k in range(stats["iteration"] + 1):
-        points = error_and_macs([e["stats"] for e in entries if e["iteration"] <= k])
+        points = objectives_of([e["stats"] for e in entries if e["iteration"] <= k])
         curve.append((len(points), hypervolume(points, ref) / pool_hv))
     return curve
 

@@ -19,8 +19,9 @@ from pymoo.core.mutation import Mutation
 from pymoo.core.population import Population
 from pymoo.core.problem import Problem
 from pymoo.core.repair import Repair
+from pymoo.core.variable import get
 from pymoo.operators.crossover.pntx import TwoPointCrossover
-from pymoo.operators.mutation.pm import PM
+from pymoo.operators.mutation.pm import PM, mut_pm
 from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
 from pymoo.optimize import minimize
 
@@ -28,7 +29,8 @@ from acc_predictor import create_predictor, min_points
 from acc_predictor.base import Predictor
 from search.archive import Archive
 from search.objectives import Constraint, Objective, constraint_matrix, feasible_front, objective_matrix
-from search.pareto import select_spread
+from search.pareto import reference_point, select_hypervolume, select_spread
+from search.surrogate import SurrogateFeatures
 from search_space.base import Arch, CostFunction, SearchSpace
 from utils.registry import Registry
 
@@ -90,14 +92,36 @@ class CanonicalRepair(Repair):
         self.space = space
 
     def _do(self, problem: Problem, X: np.ndarray, **kwargs: Any) -> np.ndarray:
-        X = np.clip(np.round(X.astype(float)), self.space.xl, self.space.xu).astype(np.int64)
-        return np.array([self.space.encode(self.space.decode(x)) for x in X])
+        return self.space.canonical(np.clip(np.round(X.astype(float)), self.space.xl, self.space.xu).astype(np.int64))
+
+
+class IntegerPolynomialMutation(PM):
+    """Polynomial mutation of integer genes on `[xl - 0.5, xu + 0.5]`, to be rounded by the repair.
+
+    On `[xl, xu]` itself the end values would get half the probability mass of a middle value after rounding;
+    widening by half a step gives every value its full step. Genes with a single value are never mutated.
+    """
+
+    def _do(self, problem: Problem, X: np.ndarray, *args: Any, random_state: Any = None, **kwargs: Any) -> np.ndarray:
+        fixed = problem.xl == problem.xu
+        xl = np.where(fixed, problem.xl, problem.xl - 0.5)
+        xu = np.where(fixed, problem.xu, problem.xu + 0.5)
+        eta = get(self.eta, size=len(X))
+        prob_var = self.get_prob_var(problem, size=len(X))
+        return mut_pm(
+            X.astype(float), xl, xu, eta, prob_var, at_least_once=self.at_least_once, random_state=random_state
+        )
 
 
 class SurrogateProblem(Problem):
-    """Predicted top-1 error plus exactly computed costs of integer genomes; constraints as `G <= 0`."""
+    """Predicted top-1 error plus exactly computed costs of integer genomes; constraints as `G <= 0`.
 
-    def __init__(self, ctx: SearchContext, predictor: Predictor | None) -> None:
+    The predictor regresses top-1 error on `features` of the genomes; without a predictor only costs are known.
+    """
+
+    def __init__(
+        self, ctx: SearchContext, predictor: Predictor | None, features: SurrogateFeatures | None = None
+    ) -> None:
         super().__init__(
             n_var=ctx.space.n_var,
             n_obj=len(ctx.objectives),
@@ -106,15 +130,18 @@ class SurrogateProblem(Problem):
             xu=ctx.space.xu,
             vtype=int,
         )
+        if predictor is not None and features is None:
+            raise ValueError("a surrogate problem with a predictor needs the features it was fitted on")
         self.ctx = ctx
         self.predictor = predictor
+        self.features = features
 
     def records(self, X: np.ndarray) -> list[dict[str, Any]]:
         """Stats records with exact costs and (when there is a predictor) predicted top-1."""
         X = np.asarray(X, dtype=np.int64)
         records = [self.ctx.cheap_record(self.ctx.space.decode(x)) for x in X]
-        if self.predictor is not None:
-            for record, err in zip(records, self.predictor.predict(X), strict=True):
+        if self.predictor is not None and self.features is not None:
+            for record, err in zip(records, self.predictor.predict(self.features(X, records)), strict=True):
                 record["top1"] = 100.0 - float(err)
         return records
 
@@ -175,7 +202,7 @@ class Algorithm(ABC):
 class EvolutionaryAlgorithm(Algorithm):
     """An algorithm that breeds genomes with NSGA-II, assembled from pymoo operator objects.
 
-    `crossover` and `mutation` default to two-point crossover and polynomial mutation; the mutation's result and
+    `crossover` and `mutation` default to two-point crossover and integer polynomial mutation; the mutation's result and
     every offspring are rounded, clipped and canonicalised by `CanonicalRepair` (unless `repair` is given), and
     duplicates are eliminated.
     """
@@ -194,7 +221,7 @@ class EvolutionaryAlgorithm(Algorithm):
         self.pop_size = pop_size
         self.repair = repair or CanonicalRepair(ctx.space)
         self.crossover = crossover or TwoPointCrossover(prob=0.9)
-        self.mutation = mutation or PM(prob=1.0, eta=1.0, vtype=float, repair=self.repair)
+        self.mutation = mutation or IntegerPolynomialMutation(prob=1.0, eta=1.0, vtype=float, repair=self.repair)
 
     def nsga2(self, **kwargs: Any) -> NSGA2:
         """A pymoo NSGA-II with this algorithm's operators (`kwargs`: population size, sampling, ...)."""
@@ -262,10 +289,11 @@ class MSuNAS(EvolutionaryAlgorithm):
 
     name = "msunas"
 
-    def __init__(self, ctx: SearchContext, n_iter: int, predictor: str = "as", n_gen: int = 20, **kwargs: Any) -> None:
+    def __init__(self, ctx: SearchContext, n_iter: int, predictor: str = "gp", n_gen: int = 20, **kwargs: Any) -> None:
         super().__init__(ctx, n_iter, **kwargs)
-        create_predictor(predictor, xl=ctx.space.xl, xu=ctx.space.xu)  # an unknown name fails before any evaluation
+        self.features = SurrogateFeatures(ctx.space, ctx.costs)
         self.predictor_name = predictor
+        self.new_predictor(0)  # an unknown name fails before any evaluation
         self.n_gen = n_gen
 
     @classmethod
@@ -273,18 +301,20 @@ class MSuNAS(EvolutionaryAlgorithm):
         """What the predictor needs to fit (its registry's `min_points`)."""
         return min_points(predictor)
 
+    def new_predictor(self, seed: int) -> Predictor:
+        """An unfitted predictor of top-1 error over this search's surrogate features."""
+        return create_predictor(self.predictor_name, xl=self.features.xl, xu=self.features.xu, seed=seed)
+
     def fit_predictor(self, archive: Archive, seed: int) -> Predictor:
-        """The accuracy predictor fitted on the archive's genomes and top-1 errors (with its out-of-sample report)."""
-        space = self.ctx.space
-        predictor = create_predictor(self.predictor_name, xl=space.xl, xu=space.xu, seed=seed)
+        """The predictor fitted on the archive's features and top-1 errors (with its out-of-sample report)."""
         errors = np.array([100.0 - float(r["top1"]) for r in archive.records()])
-        return predictor.fit(archive.genomes(), errors)
+        return self.new_predictor(seed).fit(self.features(archive.genomes()), errors)
 
     def ask(self, archive: Archive, iteration: int) -> tuple[list[Arch], dict[str, Any]]:
-        """Candidates spread along the predicted front, away from what the archive already covers."""
+        """Candidates on the predicted front that the archive's front does not dominate, spread along it."""
         seed = iteration_seed(self.ctx.seed, iteration)
         predictor = self.fit_predictor(archive, seed)
-        problem = SurrogateProblem(self.ctx, predictor)
+        problem = SurrogateProblem(self.ctx, predictor, self.features)
         front = self.ctx.front(archive)
         rng = np.random.default_rng(seed)
         start = np.concatenate([archive.genomes()[front], _genomes(self.ctx.space, self.pop_size, rng)])[
@@ -294,9 +324,19 @@ class MSuNAS(EvolutionaryAlgorithm):
         result = minimize(problem, algorithm, ("n_gen", self.n_gen), seed=seed, verbose=False)
         pool = result.algorithm.pop
         archs = _unknown_unique([self.ctx.space.decode(x) for x in pool.get("X")], archive)
-        chosen = self._choose(problem, archs, archive, front)
-        info = {"surrogate": _surrogate_record(predictor, self.predictor_name), "n_proposed": len(archs)}
-        return self.fill_random(chosen, archive, rng), info
+        proposed = self._choose(problem, archs, archive, front)
+        chosen = self.fill_random(proposed, archive, rng)
+        predicted = problem.records(
+            np.array([self.ctx.space.encode(a) for a in chosen]).reshape(-1, self.ctx.space.n_var)
+        )
+        info = {
+            "surrogate": {
+                **_surrogate_record(predictor, self.predictor_name),
+                "n_proposed": len(proposed),
+                "predicted_top1": [r["top1"] for r in predicted],
+            }
+        }
+        return chosen, info
 
     def _choose(self, problem: SurrogateProblem, archs: list[Arch], archive: Archive, front: np.ndarray) -> list[Arch]:
         if not archs:
@@ -310,7 +350,11 @@ class MSuNAS(EvolutionaryAlgorithm):
             best = order[np.argsort(F[order, 0], kind="stable")]
             return [archs[i] for i in best[: self.n_iter]]
         anchors = self.ctx.objectives_of([archive.entries[i].stats for i in front]) if len(front) else None
-        picked = select_spread(F[order], self.n_iter, anchors)
+        if anchors is None:
+            picked = select_spread(F[order], self.n_iter, anchors)
+        else:
+            ref = reference_point(self.ctx.bounded_objectives_of(archive.records()))
+            picked = select_hypervolume(F[order], self.n_iter, anchors, ref)
         return [archs[order[i]] for i in picked]
 
 

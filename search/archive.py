@@ -19,6 +19,8 @@ class Entry:
     arch: Arch
     stats: dict[str, Any]
     iteration: int
+    genome: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
+    """The canonical genome, filled in by the archive the first time it needs it (not stored)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON record."""
@@ -37,9 +39,15 @@ class Archive:
         """The canonical genome of `arch`, as a hashable key."""
         return tuple(int(g) for g in self.space.encode(arch))
 
+    def entry_key(self, entry: Entry) -> tuple[int, ...]:
+        """The key of an entry's architecture, computed once per entry."""
+        if entry.genome is None:
+            entry.genome = self.key(entry.arch)
+        return entry.genome
+
     def known(self) -> set[tuple[int, ...]]:
         """Keys of every architecture already tried, failed ones included."""
-        return {self.key(e.arch) for e in [*self.entries, *self.failed]}
+        return {self.entry_key(e) for e in [*self.entries, *self.failed]}
 
     def add(self, results: Sequence[EvalResult], iteration: int) -> None:
         """Record a batch of results; failures go to `failed`."""
@@ -49,7 +57,7 @@ class Archive:
 
     def genomes(self) -> np.ndarray:
         """Genomes of the successful entries, `[n, n_var]`."""
-        return np.array([self.key(e.arch) for e in self.entries], dtype=np.int64).reshape(-1, self.space.n_var)
+        return np.array([self.entry_key(e) for e in self.entries], dtype=np.int64).reshape(-1, self.space.n_var)
 
     def records(self) -> list[dict[str, Any]]:
         """Stats records of the successful entries."""

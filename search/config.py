@@ -42,7 +42,7 @@ class SearchConfig:
     n_doe: int = 100
     n_iter: int = 8
     patience: int | None = None
-    predictor: str = "as"
+    predictor: str = "gp"
     pop_size: int = 40
     n_gen: int = 20
     dataset: str = "digits"

@@ -28,6 +28,7 @@ from search.files import candidate_dir, record_failures, reusable_result, write_
 from search.pareto import hypervolume, reference_point
 from search.plots import plot_front, plot_hypervolume
 from search.state import SearchState
+from search.surrogate import with_outcome
 from search_space.base import Arch
 from utils.errors import UsageError
 
@@ -133,7 +134,7 @@ class Search:
                     break
                 results = self.evaluate(candidates, iteration)
                 t2 = time.perf_counter()
-                state.surrogate = info.get("surrogate", {})
+                state.surrogate = with_outcome(info.get("surrogate", {}), results)
                 self.tell(results, iteration, candidates)
                 bar.update(1)
                 self.summarise(iteration, len(results), t1 - t0, t2 - t1)

@@ -16,7 +16,14 @@ import numpy as np
 from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-__all__ = ["hypervolume", "non_dominated", "reference_point", "select_spread"]
+__all__ = [
+    "dominated_by",
+    "hypervolume",
+    "non_dominated",
+    "reference_point",
+    "select_hypervolume",
+    "select_spread",
+]
 
 
 def _matrix(values: np.ndarray, what: str = "F") -> np.ndarray:
@@ -97,12 +104,26 @@ def hypervolume(F: np.ndarray, ref_point: np.ndarray, ideal: np.ndarray | None =
     return float(HV(ref_point=ref)(f))
 
 
+def dominated_by(F: np.ndarray, F_anchor: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows of `F` that some row of `F_anchor` dominates (no worse anywhere, better somewhere)."""
+    f, anchors = _matrix(F), _matrix(F_anchor, "F_anchor")
+    if len(anchors) == 0 or len(f) == 0:
+        return np.zeros(len(f), dtype=bool)
+    if anchors.shape[1] != f.shape[1]:
+        raise ValueError(f"F_anchor has {anchors.shape[1]} objectives, F {f.shape[1]}")
+    no_worse = (anchors[None, :, :] <= f[:, None, :]).all(axis=2)
+    better = (anchors[None, :, :] < f[:, None, :]).any(axis=2)
+    return (no_worse & better).any(axis=1)
+
+
 def select_spread(F_candidates: np.ndarray, n: int, F_anchor: np.ndarray | None = None) -> np.ndarray:
     """Indices of `n` candidates spread along their front in every objective, in the order they were chosen.
 
     Objectives are normalised to [0, 1] by the min and max over candidates and anchors (a constant objective
-    counts for nothing). Candidates are taken front by front: first the candidates' non-dominated set, then,
-    only while fewer than `n` are chosen, the next fronts by rank. Within a front the choice is greedy
+    counts for nothing). Candidates that no anchor dominates come first: a candidate behind the anchors' front
+    could at best fill a gap the front already covers. Within each of these two groups candidates are taken
+    front by front: first the group's non-dominated set, then, only while fewer than `n` are chosen, the next
+    fronts by rank. Within a front the choice is greedy
     farthest-point (maximin Euclidean distance) to everything known: the anchors (e.g. the archive's current
     front, so that candidates far from what is already known come first) and the candidates chosen so far.
     Without anchors the first choices are the front's extremes, the best candidate of each objective in
@@ -135,7 +156,10 @@ def select_spread(F_candidates: np.ndarray, n: int, F_anchor: np.ndarray | None 
         chosen.append(i)
         nearest = np.minimum(nearest, np.linalg.norm(x - x[i], axis=1))
 
-    for front in _fronts(f):
+    behind = dominated_by(f, known)
+    groups = [np.flatnonzero(~behind), np.flatnonzero(behind)]
+    fronts = [group[front] for group in groups for front in _fronts(f[group])]
+    for front in fronts:
         pool = [int(i) for i in front]
         if not chosen and len(anchors) == 0:
             for j in range(f.shape[1]):  # the extremes; ties go to the better point, then the lower index
@@ -149,4 +173,33 @@ def select_spread(F_candidates: np.ndarray, n: int, F_anchor: np.ndarray | None 
             pool.remove(best)
         if len(chosen) == n:
             break
+    return np.asarray(chosen, dtype=int)
+
+
+def select_hypervolume(F_candidates: np.ndarray, n: int, F_anchor: np.ndarray, ref_point: np.ndarray) -> np.ndarray:
+    """Indices of up to `n` candidates chosen greedily by the hypervolume each adds to the anchors and earlier picks.
+
+    Each step takes the candidate whose addition to the anchors (e.g. the archive's front) and the candidates
+    chosen so far raises the hypervolume under `ref_point` the most (ties to the lower index). When no candidate
+    adds anything the rest come from `select_spread` against everything chosen, so `n` come back whenever there
+    are `n` candidates.
+    """
+    f = _matrix(F_candidates, "F_candidates")
+    known = _matrix(F_anchor, "F_anchor")
+    n = min(max(int(n), 0), len(f))
+    chosen: list[int] = []
+    base = hypervolume(known, ref_point) if len(known) else 0.0
+    while len(chosen) < n:
+        current = np.vstack([known, f[chosen]])
+        rest = [i for i in range(len(f)) if i not in chosen]
+        gains = [hypervolume(np.vstack([current, f[i]]), ref_point) - base for i in rest]
+        best = int(np.argmax(gains))
+        if gains[best] <= 0:
+            break
+        chosen.append(rest[best])
+        base += gains[best]
+    if len(chosen) < n:
+        rest = np.array([i for i in range(len(f)) if i not in chosen], dtype=int)
+        more = select_spread(f[rest], n - len(chosen), np.vstack([known, f[chosen]]))
+        chosen += [int(rest[i]) for i in more]
     return np.asarray(chosen, dtype=int)

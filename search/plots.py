@@ -133,12 +133,14 @@ def plot_hypervolume(
     n_evals: Sequence[int] | None = None,
     label: str = "msunas",
     title: str = "",
+    bands: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
 ) -> Path:
     """Hypervolume against iteration (0 = the initial design), or against true evaluations when `n_evals` is given.
 
     `hv` may instead map labels to `(n_evals, hv)` pairs to overlay several algorithms on one axis (benchmarks);
-    then either every pair gives its `n_evals` or none does, and `n_evals` must be None. The PNG is written
-    atomically; returns its path.
+    then either every pair gives its `n_evals` or none does, and `n_evals` must be None. `bands` maps some of
+    those labels to `(low, high)` values per point, shaded around the line (the spread over seeds). The PNG is
+    written atomically; returns its path.
     """
     if isinstance(hv, Mapping):
         if n_evals is not None:
@@ -158,7 +160,12 @@ def plot_hypervolume(
         x = np.arange(len(y)) if evals is None else np.asarray(evals, dtype=float).reshape(-1)
         if len(x) != len(y):
             raise ValueError(f"{name}: {len(x)} n_evals for {len(y)} hypervolume values")
-        ax.plot(x, y, "o-", ms=3, drawstyle="steps-post", label=name)
+        (line,) = ax.plot(x, y, "o-", ms=3, drawstyle="steps-post", label=name)
+        if bands and name in bands:
+            low, high = (np.asarray(v, dtype=float).reshape(-1) for v in bands[name])
+            if len(low) != len(x) or len(high) != len(x):
+                raise ValueError(f"{name}: the band needs {len(x)} low and high values")
+            ax.fill_between(x, low, high, step="post", alpha=0.2, color=line.get_color())
     ax.set_xlabel("true evaluations" if by_evals else "iteration")
     ax.set_ylabel("hypervolume")
     if title:

@@ -136,6 +136,19 @@ class SearchSpace(ABC):
         """A short one-line description of `arch` for tables."""
         return json.dumps(arch, separators=(",", ":"))
 
+    def canonical(self, genomes: np.ndarray) -> np.ndarray:
+        """The canonical genome of every row of the integer genome matrix `genomes` (rows within the bounds)."""
+        return np.array([self.encode(self.decode(x)) for x in genomes], dtype=np.int64).reshape(-1, self.n_var)
+
+    def features(self, genomes: np.ndarray) -> np.ndarray:
+        """What an accuracy predictor sees of the genomes `genomes` besides their costs: values in [0, 1] per column.
+
+        By default the genes scaled by their bounds; a space whose genes can be unused (a layer beyond a stage's
+        depth) should map those to what removes the layer, so that similar networks get similar features.
+        """
+        span = np.where(self.xu > self.xl, self.xu - self.xl, 1)
+        return (np.asarray(genomes, dtype=float) - self.xl) / span
+
     def sample(self, n: int, rng: np.random.Generator) -> list[Arch]:
         """`n` distinct architectures drawn uniformly over the genome (fewer only if the space is smaller)."""
         seen: dict[tuple[int, ...], Arch] = {}
@@ -152,15 +165,16 @@ class SearchSpace(ABC):
         arr = np.asarray(x)
         if arr.ndim != 1 or arr.shape[0] != self.n_var:
             raise InvalidArchitecture(f"genome must be a vector of {self.n_var} integers, got shape {arr.shape}")
+        xl, xu = self.xl, self.xu
+        if arr.dtype.kind in "iu" and np.all((arr >= xl) & (arr <= xu)):
+            return arr.astype(np.int64)
         names = self.gene_names()
         out = np.empty(self.n_var, dtype=np.int64)
         for i, value in enumerate(arr.tolist()):
             if isinstance(value, bool) or not float(value).is_integer():
                 raise InvalidArchitecture(f"gene {i} ({names[i]}) = {value!r} is not an integer")
-            if not self.xl[i] <= int(value) <= self.xu[i]:
-                raise InvalidArchitecture(
-                    f"gene {i} ({names[i]}) = {int(value)} is outside [{self.xl[i]}, {self.xu[i]}]"
-                )
+            if not xl[i] <= int(value) <= xu[i]:
+                raise InvalidArchitecture(f"gene {i} ({names[i]}) = {int(value)} is outside [{xl[i]}, {xu[i]}]")
             out[i] = int(value)
         return out
 

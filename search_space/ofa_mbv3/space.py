@@ -105,6 +105,37 @@ class OFAMobileNetV3Space(SearchSpace):
         genes.append(self.resolutions.index(arch["r"]))
         return np.array(genes, dtype=np.int64)
 
+    def canonical(self, genomes: np.ndarray) -> np.ndarray:
+        """Genomes with the kernel and expansion genes of layers beyond their stage's depth set to 0 (vectorised)."""
+        genomes = np.array(genomes, dtype=np.int64).reshape(-1, self.n_var)
+        for s in range(self.n_stages):
+            base = s * 9
+            depth = np.asarray(self.d_list)[genomes[:, base]]
+            for j in range(self.max_depth):
+                unused = depth <= j
+                genomes[unused, base + 1 + j] = 0
+                genomes[unused, base + 5 + j] = 0
+        return genomes
+
+    def features(self, genomes: np.ndarray) -> np.ndarray:
+        """Per layer its kernel and expansion as `(choice + 1) / n_choices`, 0 when unused; depths and resolution.
+
+        A stage's depth and the resolution map to `choice / (n_choices - 1)` (0 for a single choice), so an unused
+        layer reads as the absence of one rather than as the smallest kernel and expansion.
+        """
+        genomes = self.canonical(genomes)
+        out = np.zeros(genomes.shape, dtype=float)
+        for s in range(self.n_stages):
+            base = s * 9
+            depth = np.asarray(self.d_list)[genomes[:, base]]
+            out[:, base] = _fraction(genomes[:, base], len(self.d_list))
+            for j in range(self.max_depth):
+                used = depth > j
+                out[:, base + 1 + j] = used * (genomes[:, base + 1 + j] + 1) / len(self.ks_list)
+                out[:, base + 5 + j] = used * (genomes[:, base + 5 + j] + 1) / len(self.e_list)
+        out[:, -1] = _fraction(genomes[:, -1], len(self.resolutions))
+        return out
+
     def validate(self, arch: Arch) -> Arch:
         """`arch` with unused-layer choices normalised; raises `InvalidArchitecture` naming the bad field."""
         if not isinstance(arch, dict):
@@ -177,6 +208,11 @@ class OFAMobileNetV3Space(SearchSpace):
 
     def _uniform(self, d: int, k: int, e: int, r: int) -> Arch:
         return self.validate({"ks": [k] * self.n_layers, "e": [e] * self.n_layers, "d": [d] * self.n_stages, "r": r})
+
+
+def _fraction(choice: np.ndarray, n_choices: int) -> np.ndarray:
+    """Choice indices mapped onto [0, 1]; all zeros when there is a single choice."""
+    return choice / (n_choices - 1) if n_choices > 1 else np.zeros(len(choice))
 
 
 def _choices(values: object, key: str, length: int, allowed: Sequence[int], field_name: str | None = None) -> list[int]:

@@ -108,15 +108,15 @@ def test_bad_inputs_are_value_errors(name, space, smooth):
     nan_y[3] = np.nan
     out_of_bounds = x.copy()
     out_of_bounds[0, 5] = space.xu[5] + 1
-    fractional = x.astype(float)
-    fractional[1, 2] = 0.5
+    infinite = x.astype(float)
+    infinite[1, 2] = np.inf
     bad = [
         (x[0], y[:1], "2-D"),
         (x[:, :-1], y, "columns"),
         (x, y[:-1], "targets"),
         (x, nan_y, "finite"),
         (out_of_bounds, y, "outside"),
-        (fractional, y, "integer"),
+        (infinite, y, "finite numbers"),
         (x[:3], y[:3], "at least 4"),
     ]
     for xb, yb, message in bad:
@@ -124,6 +124,15 @@ def test_bad_inputs_are_value_errors(name, space, smooth):
             build(name, space).fit(xb, yb)
     with pytest.raises(RuntimeError, match="not fitted"):
         build(name, space).predict(x)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_real_valued_features_in_the_unit_box(name, space, smooth):
+    """What a search hands a predictor: features in [0, 1] (here scaled genes plus a real column), not genes."""
+    span = np.where(space.xu > space.xl, space.xu - space.xl, 1)
+    x = np.hstack([(smooth.x_train[:60] - space.xl) / span, np.linspace(0, 1, 60)[:, None]])
+    model = create_predictor(name, xl=np.zeros(x.shape[1]), xu=np.ones(x.shape[1]), seed=0).fit(x, smooth.y_train[:60])
+    assert np.all(np.isfinite(model.predict(x))) and model.report.n == 60
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -21,7 +21,7 @@ from utils.cli import run_cli
 TINY_SEARCH = [
     *("--lr", "16", "--ur", "20", "--n_doe", "6", "--iterations", "1", "--n_iter", "3"),
     *("--pop_size", "10", "--n_gen", "3", "--predictor", "carts", "--n_bn_cal", "32", "--device", "cpu"),
-    *("--seed", "1", "--sec_obj", "macs", "--save_ckpt"),
+    *("--seed", "3", "--sec_obj", "macs", "--save_ckpt"),
 ]
 LARGEST = {"ks": [7] * 20, "e": [6] * 20, "d": [4] * 5, "r": 20}
 

@@ -1,4 +1,8 @@
-"""The same seed gives the same archive as the stored reference search (written before the package redesign)."""
+"""The same seed gives the same archive as the stored reference search.
+
+Rewritten for issue 14 (integer mutation on widened bounds, surrogate features, candidates by hypervolume gain):
+the initial design is unchanged, the later iterations propose differently.
+"""
 
 import json
 from pathlib import Path

@@ -76,6 +76,13 @@ def test_end_to_end_files(full_run):
     assert len(stats["hv_history"]) == 3 and stats["hv"] == stats["hv_history"][-1]
     assert stats["hv_history"] == sorted(stats["hv_history"])  # the archive only grows
     assert stats["surrogate"]["name"] == "carts" and -1 <= stats["surrogate"]["tau"] <= 1
+    surrogate = stats["surrogate"]  # what the surrogate promised for this iteration's candidates, and what came
+    assert 0 <= surrogate["n_proposed"] <= 3 and len(surrogate["predicted_top1"]) == 3
+    measured = [
+        row["stats"]["top1"] for row in json.loads((save / "iter_2.stats").read_text())["evaluations"]["entries"][-3:]
+    ]
+    assert surrogate["measured_top1"] == measured
+    assert surrogate["prospective_tau"] is None or -1 <= surrogate["prospective_tau"] <= 1
     assert stats["seed"] == 1 and stats["config"]["sec_obj"] == "macs"
     for k in range(3):
         assert (save / f"iter_{k}.stats").is_file() and (save / f"pareto_iter_{k}.png").is_file()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search.pareto import hypervolume, non_dominated, reference_point, select_spread
+from search.pareto import dominated_by, hypervolume, non_dominated, reference_point, select_hypervolume, select_spread
 
 STAIRCASE = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0]])
 
@@ -195,3 +195,38 @@ def test_select_spread_is_deterministic_and_breaks_ties_by_index():
 def test_select_spread_empty_anchor_array_means_no_anchors():
     f = line_front(5)
     np.testing.assert_array_equal(select_spread(f, 3, F_anchor=np.zeros((0, 2))), select_spread(f, 3))
+
+
+# --- dominated_by / anchored choice ----------------------------------------------------------------------------
+
+
+def test_dominated_by_needs_no_worse_everywhere_and_better_somewhere():
+    anchors = np.array([[1.0, 3.0], [3.0, 1.0]])
+    f = np.array([[2.0, 3.0], [1.0, 3.0], [0.5, 5.0], [3.0, 2.0], [2.0, 2.0], [4.0, 4.0]])
+    np.testing.assert_array_equal(dominated_by(f, anchors), [True, False, False, True, False, True])
+    assert not dominated_by(f, np.zeros((0, 2))).any()
+
+
+def test_select_spread_prefers_candidates_the_anchors_do_not_dominate():
+    anchors = np.array([[1.0, 3.0], [3.0, 1.0]])
+    # 0 and 1 lie behind the anchors' front but far from it; 2 and 3 improve on it
+    f = np.array([[5.0, 5.0], [4.0, 4.5], [2.0, 2.0], [0.5, 3.5]])
+    assert sorted(select_spread(f, 2, anchors)) == [2, 3]
+    assert sorted(select_spread(f, 4, anchors)[:2]) == [2, 3]  # the dominated ones only fill up
+
+
+def test_select_hypervolume_takes_the_largest_gain_first_then_fills_by_spread():
+    anchors = np.array([[1.0, 4.0], [4.0, 1.0]])
+    ref = np.array([5.0, 5.0])
+    f = np.array(
+        [
+            [3.0, 3.5],  # adds 0.25 over the anchors, nothing once [2, 2] is in
+            [2.0, 2.0],  # adds 2 x 2 = 4 over the anchors
+            [4.5, 4.5],  # adds nothing
+            [1.5, 3.0],  # adds 0.5 x 1 = 0.5, also after [2, 2]
+        ]
+    )
+    picked = select_hypervolume(f, 3, anchors, ref)
+    assert list(picked[:2]) == [1, 3]
+    assert picked[2] in (0, 2)  # neither adds anything: the spread choice decides
+    assert len(select_hypervolume(f, 10, anchors, ref)) == 4

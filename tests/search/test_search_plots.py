@@ -131,3 +131,11 @@ def test_plot_front_one_objective_marks_chosen_archive_members_where_they_were_e
     assert_png(path)
     with pytest.raises(ValueError, match="1 chosen_at indices for 2 chosen points"):
         plot_front(tmp_path / "q.png", f, f[[1]], LABELS, F_chosen=f[[1, 2]], chosen_at=[1])
+
+
+def test_plot_hypervolume_shades_the_seed_band_of_a_series(tmp_path):
+    series = {"msunas": ([20, 28, 36], [0.9, 0.95, 0.97]), "random": ([20, 28, 36], [0.9, 0.91, 0.92])}
+    bands = {"msunas": ([0.88, 0.94, 0.96], [0.91, 0.96, 0.98])}
+    assert_png(plot_hypervolume(tmp_path / "bands.png", series, bands=bands))
+    with pytest.raises(ValueError, match="band"):
+        plot_hypervolume(tmp_path / "bad.png", series, bands={"random": ([0.9], [0.95])})
