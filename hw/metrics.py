@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class CostMetrics:
 
     def as_dict(self) -> dict[str, float]:
         """`{"params": .., "macs": .., "activations": .., "peak_act": .., "latency": ..}`."""
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
