@@ -31,7 +31,7 @@ import numpy as np
 
 from acc_predictor import create_predictor, list_predictors
 from acc_predictor.base import correlations
-from bench.report import card_space, machine, markdown_table, publish
+from bench.report import card_costs, card_space, machine, markdown_table, publish
 from bench.tables import read_table
 from data import validation_split
 from evaluator import BACKENDS, EvaluatorSpec, create_backend, list_backends
@@ -133,9 +133,7 @@ def score_predictors(table: dict[str, object], seeds: int, sizes: Sequence[int])
     """Out-of-sample quality of every registered predictor at every training size, over `seeds` seeds."""
     card = table["card"]
     space = card_space(card)
-    features = SurrogateFeatures(
-        space, space.cost_function(card["supernet"]["n_classes"], card["supernet"]["width_mult"])
-    )
+    features = SurrogateFeatures(space, card_costs(card))
     x = features(np.stack([space.encode(row["arch"]) for row in table["rows"]]))
     y = np.array([row["top1"] for row in table["rows"]])
     out: dict[str, dict[int, dict[str, list[float]]]] = {}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from search_space.base import CostFunction
 from search_space.ofa_mbv3 import OFAMobileNetV3Space
 from supernets.train import RESOLUTION_STEP
 from utils.io import write_json, write_text
@@ -31,6 +32,12 @@ def card_space(card: dict[str, object]) -> OFAMobileNetV3Space:
     """The search space a supernet card describes (its trained resolutions)."""
     resolutions = card["resolutions"]
     return OFAMobileNetV3Space(lr=min(resolutions), ur=max(resolutions), rstep=RESOLUTION_STEP)
+
+
+def card_costs(card: dict[str, object]) -> CostFunction:
+    """The exact cost function of the card's space, for its number of classes and width."""
+    supernet = card["supernet"]
+    return card_space(card).cost_function(supernet["n_classes"], supernet["width_mult"])
 
 
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:

@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from acc_predictor import PREDICTORS, list_predictors
-from bench.report import card_space, image, machine, markdown_table, publish, result_path
+from bench.report import card_costs, card_space, image, machine, markdown_table, publish, result_path
 from bench.tables import DYNAST_TABLE, objectives_of, pool_hypervolume, read_table, shared_table
 from evaluator.backends import EvaluatorSpec, create_backend
 from evaluator.base import EvalResult, Evaluator
@@ -111,7 +111,8 @@ class Trace:
     curve: list[tuple[int, float]]
     step_s: list[float] = field(default_factory=list)
     surrogate: list[dict[str, Any]] = field(default_factory=list)
-    pool_distance: float = 0.0
+    pool_distance: float | None = None
+    """Mean scaled genome distance from a proposal to the pool member it got; None without proposals."""
 
     def needed(self, level: float) -> int | None:
         """Evaluations after which the hypervolume first reached `level` of the pool front's, or None."""
@@ -136,9 +137,8 @@ def search_config(algorithm: str, seed: int, args: Any, workdir: Path, cost: str
 def pool_context(table: dict[str, Any], cost: str, seed: int) -> SearchContext:
     """The search context of a benchmark search on the pool: top-1 error and `cost`, the card's cost function."""
     card = table["card"]
-    space = card_space(card)
-    costs = space.cost_function(card["supernet"]["n_classes"], card["supernet"]["width_mult"])
-    return SearchContext(space, [create_objective("top1"), create_objective(cost)], [], costs, seed=seed)
+    objectives = [create_objective("top1"), create_objective(cost)]
+    return SearchContext(card_space(card), objectives, [], card_costs(card), seed=seed)
 
 
 def run_one(algorithm: str, seed: int, table: dict[str, Any], args: Any, workdir: Path, cost: str = "macs") -> Trace:
@@ -204,11 +204,14 @@ def step_seconds(table: dict[str, Any], args: Any, sizes: Sequence[int], repeats
     return out
 
 
-def _median(values: list[int | None], budget: int) -> str:
-    """Median of evaluation counts where a run that never got there counts as beyond the budget."""
+def median_evals(values: list[int | None]) -> int | None:
+    """Median of evaluation counts where a run that never got there (None) ranks beyond every count."""
     ranked = sorted(values, key=lambda v: math.inf if v is None else v)
-    middle = ranked[len(ranked) // 2]
-    return f"> {budget}" if middle is None else str(middle)
+    return ranked[len(ranked) // 2]
+
+
+def _shown(evals: int | None, budget: int) -> str:
+    return f"> {budget}" if evals is None else str(evals)
 
 
 def summarise(traces: dict[str, list[Trace]], budgets: dict[str, int]) -> tuple[list[list[object]], dict[str, Any]]:
@@ -225,7 +228,7 @@ def summarise(traces: dict[str, list[Trace]], budgets: dict[str, int]) -> tuple[
             "pool_distance": [t.pool_distance for t in runs],
         }
         cells = [
-            f"{_median(values, budgets[name])} ({sum(v is not None for v in values)}/{len(runs)})"
+            f"{_shown(median_evals(values), budgets[name])} ({sum(v is not None for v in values)}/{len(runs)})"
             for values in reach.values()
         ]
         spread = f"{100 * statistics.median(final):.1f} [{100 * min(final):.1f}, {100 * max(final):.1f}]"
@@ -235,10 +238,7 @@ def summarise(traces: dict[str, list[Trace]], budgets: dict[str, int]) -> tuple[
 
 def ratio(summary: dict[str, Any], a: str, b: str, level: str = "0.98") -> float | None:
     """Median evaluations of `a` to `level` over those of `b` (None when either median is beyond its budget)."""
-    medians = []
-    for name in (a, b):
-        values = sorted(summary[name]["evals_to"][level], key=lambda v: math.inf if v is None else v)
-        medians.append(values[len(values) // 2])
+    medians = [median_evals(summary[name]["evals_to"][level]) for name in (a, b)]
     return None if None in medians else medians[0] / medians[1]
 
 
