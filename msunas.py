@@ -23,6 +23,7 @@ from search.config import SearchConfig, parse_config
 from search.files import CONFIG_FILE
 from search.loop import Search, check_save_folder
 from search.state import SearchState, read_record
+from search_space.ofa_mbv3_ee import EarlyExitSpace
 from utils.cli import run_cli
 from utils.errors import UsageError
 from utils.io import write_json
@@ -61,7 +62,13 @@ def build_search(cfg: SearchConfig, state: SearchState | None) -> Search:
     costs = space.cost_function(splits.n_classes, cfg.width_mult, cfg.array)
     ctx = SearchContext(space, objectives, constraints, costs, seed=cfg.seed)
     algorithm = create_algorithm(
-        cfg.algorithm, ctx, n_iter=cfg.n_iter, predictor=cfg.predictor, pop_size=cfg.pop_size, n_gen=cfg.n_gen
+        cfg.algorithm,
+        ctx,
+        n_iter=cfg.n_iter,
+        predictor=cfg.predictor,
+        sec_predictor=cfg.sec_predictor,
+        pop_size=cfg.pop_size,
+        n_gen=cfg.n_gen,
     )
     backend = create_backend(
         cfg.backend,
@@ -91,7 +98,8 @@ def front_table(search: Search) -> pd.DataFrame:
                 "arch": search.ctx.space.summary(archive.entries[i].arch),
             }
             for i in rows
-        ]
+        ],
+        columns=["iter", "top1", *costs, "arch"],
     )
     return table.sort_values(sec_obj or "top1", ascending=bool(sec_obj))
 
@@ -109,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         final = search.run()
     with pd.option_context("display.width", 160, "display.float_format", "{:.3f}".format):
         print(f"\nfinal {'front' if cfg.sec_obj else 'top architectures'} after iteration {final.iteration}:")
-        print(front_table(search).to_string(index=False))
+        table = front_table(search)
+        print(table.to_string(index=False) if len(table) else "none: no evaluated architecture meets the constraints")
     print(f"\nresults in {save}: iter_{final.iteration}.stats, archive.csv, pareto_iter_{final.iteration}.png, hv.png")
     print(
         json.dumps({"hv": final.hv_history[-1], "evaluated": len(final.archive), "failed": len(final.archive.failed)})
@@ -124,9 +133,14 @@ def next_commands(cfg: SearchConfig, iteration: int) -> list[str]:
     final = Path(cfg.save) / "final"
     flags = "" if cfg.dataset == "digits" else f" --dataset {cfg.dataset}" + (f" --data {cfg.data}" if cfg.data else "")
     space = "" if cfg.search_space == "ofa_mbv3" else f" --search_space {cfg.search_space}"
+    subnet = f"{final}/net-{prefer}_0/net.subnet"
+    if isinstance(cfg.space(), EarlyExitSpace):
+        train = f"python -m early_exit.train --subnet {subnet} --method {cfg.ee.method} --export onnx{flags}{space}"
+    else:
+        train = f"python train.py --subnet {subnet} --epochs 3 --export onnx{flags}{space}"
     return [
         f"python post_search.py --save {final} --expr {cfg.save}/iter_{iteration}.stats -n 2 --prefer {prefer}",
-        f"python train.py --subnet {final}/net-{prefer}_0/net.subnet --epochs 3 --export onnx{flags}{space}",
+        train,
     ]
 
 

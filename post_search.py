@@ -61,7 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--get_archive", action="store_true", help="rebuild the archive from the search folder's iter_*/net_*/"
     )
-    parser.add_argument("--n_exits", type=int, help="keep only early-exit networks with this many active exits")
+    parser.add_argument(
+        "--n_exits",
+        type=int,
+        help="keep only early-exit networks with this many early exits (the final one not counted)",
+    )
     parser.add_argument("--save_stats_csv", action="store_true", help="also write the chosen and the front as CSV")
     parser.add_argument(
         "--supernet_path",
@@ -83,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--save {out} is a file, not a folder")
     search, archive, folder = read_search(cfg.expr, scan=cfg.get_archive)
-    entries = archive.entries if cfg.n_exits is None else with_exits(archive.entries, cfg.n_exits)
+    entries = archive.entries if cfg.n_exits is None else with_exits(archive.entries, cfg.n_exits, search.space())
     front = build_front(entries, [search.objective(name) for name in search.objectives], search.constraints())
     chooser = create_chooser(cfg.prefer, search.objective)
     choices = name_choices(chooser.label, choose(front, chooser, cfg.n), most_accurate=front.ranked()[0])

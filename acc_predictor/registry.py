@@ -22,15 +22,7 @@ def register_predictor(
     """
     if isinstance(min_points, bool) or not isinstance(min_points, int) or min_points < 1:
         raise ValueError(f"predictor {name!r}: min_points must be a positive int, got {min_points!r}")
-    register = PREDICTORS.register(name, *aliases, min_points=min_points, **meta)
-
-    def decorator(cls: type[Predictor]) -> type[Predictor]:
-        if cls.name != name:
-            raise ValueError(f"predictor class {cls.__name__} has name {cls.name!r} but is registered as {name!r}")
-        register(cls)
-        return cls
-
-    return decorator
+    return PREDICTORS.register_class(name, *aliases, min_points=min_points, **meta)
 
 
 def create_predictor(name: str, *, xl: np.ndarray, xu: np.ndarray, seed: int = 0, **kwargs: object) -> Predictor:

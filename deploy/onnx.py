@@ -1,5 +1,8 @@
 """ONNX export of an image classifier with a dynamic batch dimension (input `input`, output `logits`).
 
+A model returning several tensors names them in an `output_names` attribute (as `EarlyExitNet.exportable()`
+does): each becomes an output of that name, with the batch dimension first.
+
 Uses PyTorch's TorchScript-based exporter (`dynamo=False`): it is built into torch, needs no `onnxscript`, and
 exports a static MobileNetV3 subnet in well under a second; its deprecation warning is silenced here. The file is
 checked with `onnx.checker` before it is written (atomically). Opset 17 keeps the files loadable by older
@@ -28,6 +31,7 @@ OUTPUT_NAME = "logits"
 @register_exporter("onnx")
 def export_onnx(*, model: nn.Module, path: Path, resolution: int) -> Path:
     """Write `model` (in eval mode, on the CPU) as ONNX to `path`; the batch size is left free."""
+    outputs = list(getattr(model, "output_names", [OUTPUT_NAME]))
     cpu_model = copy.deepcopy(model).cpu().eval()
     example = torch.zeros(1, 3, resolution, resolution)
     buffer = io.BytesIO()
@@ -40,8 +44,8 @@ def export_onnx(*, model: nn.Module, path: Path, resolution: int) -> Path:
             buffer,
             dynamo=False,
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            output_names=outputs,
+            dynamic_axes={name: {0: "batch"} for name in [INPUT_NAME, *outputs]},
             opset_version=OPSET,
         )
     onnx.checker.check_model(onnx.load_from_string(buffer.getvalue()))

@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from search_space.base import Arch, SearchSpace, read_subnet
 from utils.errors import UsageError
@@ -121,6 +121,8 @@ class Evaluator(ABC):
     """Measures architectures; batch-oriented so that a backend can spread a batch over workers."""
 
     name: str = ""
+    measures: ClassVar[tuple[str, ...]] = ("top1",)
+    """Record keys this evaluator measures that no cost function computes (objectives and constraints on them)."""
 
     @classmethod
     @abstractmethod

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -166,16 +166,16 @@ class SupernetEvaluator(Evaluator):
         start = time.perf_counter()
         try:
             arch = self.space.validate(arch)
-            subnet, top1 = self._train_and_validate(arch)
+            subnet, top1, measured = self._train_and_validate(arch)
             costs = self.costs(arch)
             result = EvalResult(
                 arch=arch,
                 status="ok",
                 top1=top1,
-                params=costs.params,
+                params=measured.pop("params", costs.params),
                 macs=costs.macs,
                 activations=costs.activations,
-                extras={"peak_act": costs.peak_act, "latency": costs.latency},
+                extras={"peak_act": costs.peak_act, "latency": costs.latency, **measured},
                 wall_time_s=time.perf_counter() - start,
             )
             if self.config.save_ckpt:
@@ -189,14 +189,13 @@ class SupernetEvaluator(Evaluator):
         write_result(result, out_dir)
         return result
 
-    def _train_and_validate(self, arch: Arch) -> tuple[nn.Module, float]:
+    def _train_and_validate(self, arch: Arch) -> tuple[nn.Module, float, dict[str, Any]]:
+        """The network `ckpt.pth` would hold, its validation top-1 and numbers beyond the cost function's.
+
+        Those numbers become extras of the result, except `params`, which replaces the cost function's count.
+        """
         cfg = self.config
-        seed = cfg.seed  # common random numbers: every architecture sees the same images in the same order
-        subnet = self.space.extract(self.supernet, arch)
-        self._recalibrate(subnet, arch, seed)
-        if cfg.n_epochs > 0:
-            self._fine_tune(subnet, arch, seed)
-            self._recalibrate(subnet, arch, seed)
+        subnet = self._subnet(arch)
         top1 = accuracy(
             subnet,
             self.splits,
@@ -206,7 +205,17 @@ class SupernetEvaluator(Evaluator):
             device=self.device,
             limit=cfg.valid_limit,
         )
-        return subnet, top1
+        return subnet, top1, {}
+
+    def _subnet(self, arch: Arch) -> nn.Module:
+        """The extracted subnet of `arch`, recalibrated (and fine-tuned) on the training split."""
+        seed = self.config.seed  # common random numbers: every architecture sees the same images in the same order
+        subnet = self.space.extract(self.supernet, arch)
+        self._recalibrate(subnet, arch, seed)
+        if self.config.n_epochs > 0:
+            self._fine_tune(subnet, arch, seed)
+            self._recalibrate(subnet, arch, seed)
+        return subnet
 
     def _recalibrate(self, subnet: nn.Module, arch: Arch, seed: int) -> None:
         images = calibration_images(

@@ -37,6 +37,8 @@ from pymoo.decomposition.asf import ASF
 from search.archive import Entry
 from search.objectives import Constraint, Objective, feasible, feasible_front, objective_matrix
 from search.pareto import select_spread
+from search_space.base import SearchSpace
+from search_space.ofa_mbv3_ee import EarlyExitSpace
 from utils.errors import UsageError
 
 with warnings.catch_warnings():  # pymoo imports scipy's deprecated `scipy.spatial.ckdtree` here
@@ -112,15 +114,14 @@ def build_front(entries: Sequence[Entry], objectives: Sequence[Objective], const
     return front if len(objectives) > 1 else Front([front.entries[i] for i in front.ranked()], front.objectives)
 
 
-def with_exits(entries: Sequence[Entry], n_exits: int) -> list[Entry]:
-    """The early-exit networks with `n_exits` active exits (`sum(arch["b"])`); none is a `UsageError`."""
-    counts = [sum(e.arch["b"]) if "b" in e.arch else None for e in entries]
-    if all(c is None for c in counts):
-        raise UsageError("--n_exits: this search has no early-exit networks (no architecture has exit flags 'b')")
+def with_exits(entries: Sequence[Entry], n_exits: int, space: SearchSpace) -> list[Entry]:
+    """The networks with `n_exits` early exits (the final classifier not counted); none is a `UsageError`."""
+    if not isinstance(space, EarlyExitSpace):
+        raise UsageError(f"--n_exits: this search has no early-exit networks (--search_space {space.name})")
+    counts = [len(space.exit_stages(e.arch)) for e in entries]
     kept = [e for e, c in zip(entries, counts, strict=True) if c == n_exits]
     if not kept:
-        found = sorted({c for c in counts if c is not None})
-        raise UsageError(f"--n_exits {n_exits}: no network has {n_exits} active exits (they have {found})")
+        raise UsageError(f"--n_exits {n_exits}: no network has {n_exits} early exits (they have {sorted(set(counts))})")
     return kept
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from acc_predictor.base import Predictor
 from search.archive import Archive
 from search.objectives import Constraint, Objective, constraint_matrix, feasible_front, objective_matrix
 from search.pareto import reference_point, select_hypervolume, select_spread
-from search.surrogate import SurrogateFeatures
+from search.surrogate import CostRecords, SurrogateFeatures
 from search_space.base import Arch, CostFunction, SearchSpace
 from utils.registry import Registry
 
@@ -51,10 +52,25 @@ class SearchContext:
     constraints: list[Constraint]
     costs: CostFunction
     seed: int = 0
+    cost_records: CostRecords = field(init=False, repr=False)
+    """The exact cost metrics of genomes, computed without training (memoised)."""
 
-    def cheap_record(self, arch: Arch) -> dict[str, float]:
-        """The cost metrics of `arch`, computed exactly without training."""
-        return self.costs(arch).as_dict()
+    def __post_init__(self) -> None:
+        self.cost_records = CostRecords(self.space, self.costs)
+
+    @property
+    def predicted_keys(self) -> tuple[str, ...]:
+        """Record keys besides top-1 that objectives or constraints need and only an evaluation measures.
+
+        A surrogate search predicts each with a second predictor (`avg_macs` of early-exit networks).
+        """
+        needs = [k for o in self.objectives if not o.cheap for k in o.needs]
+        needs += [c.key for c in self.constraints if not c.cheap]
+        return tuple(dict.fromkeys(k for k in needs if k != "top1"))
+
+    def blended(self) -> list[Constraint]:
+        """Constraints on predicted keys, which the surrogate folds into the objective (NACHOS) instead of `G`."""
+        return [c for c in self.constraints if c.key in self.predicted_keys]
 
     def objectives_of(self, records: list[dict[str, Any]]) -> np.ndarray:
         """Objective matrix `[n, n_obj]` (all minimised) of stats records."""
@@ -117,39 +133,62 @@ class SurrogateProblem(Problem):
     """Predicted top-1 error plus exactly computed costs of integer genomes; constraints as `G <= 0`.
 
     The predictor regresses top-1 error on `features` of the genomes; without a predictor only costs are known.
+    `secondary` predictors give the other keys only an evaluation measures (`SearchContext.predicted_keys`). A
+    constraint on such a key is not a `G` column but folds into the record NACHOS's way: with `phi` the feasible
+    fraction of the evaluated population, the value becomes `phi * c + (1 - phi) * max(0, c - bound)`, so a
+    population with few feasible members is pushed by the violation and one with many by the value itself.
     """
 
     def __init__(
-        self, ctx: SearchContext, predictor: Predictor | None, features: SurrogateFeatures | None = None
+        self,
+        ctx: SearchContext,
+        predictor: Predictor | None,
+        features: SurrogateFeatures | None = None,
+        secondary: Mapping[str, Predictor] | None = None,
     ) -> None:
+        self.blended = ctx.blended()
+        self.hard = [c for c in ctx.constraints if c not in self.blended]
         super().__init__(
             n_var=ctx.space.n_var,
             n_obj=len(ctx.objectives),
-            n_ieq_constr=len(ctx.constraints),
+            n_ieq_constr=len(self.hard),
             xl=ctx.space.xl,
             xu=ctx.space.xu,
             vtype=int,
         )
-        if predictor is not None and features is None:
+        if (predictor is not None or secondary) and features is None:
             raise ValueError("a surrogate problem with a predictor needs the features it was fitted on")
         self.ctx = ctx
         self.predictor = predictor
         self.features = features
+        self.secondary = dict(secondary or {})
+        self.phi: float | None = None
 
     def records(self, X: np.ndarray) -> list[dict[str, Any]]:
-        """Stats records with exact costs and (when there is a predictor) predicted top-1."""
+        """Stats records with exact costs and (when there are predictors) predicted top-1 and secondary keys."""
         X = np.asarray(X, dtype=np.int64)
-        records = [self.ctx.cheap_record(self.ctx.space.decode(x)) for x in X]
-        if self.predictor is not None and self.features is not None:
-            for record, err in zip(records, self.predictor.predict(self.features(X, records)), strict=True):
+        records = self.ctx.cost_records(X)
+        if self.features is None or (self.predictor is None and not self.secondary):
+            return records
+        inputs = self.features(X, records)
+        if self.predictor is not None:
+            for record, err in zip(records, self.predictor.predict(inputs), strict=True):
                 record["top1"] = 100.0 - float(err)
+        for key, predictor in self.secondary.items():
+            for record, value in zip(records, predictor.predict(inputs), strict=True):
+                record[key] = float(value)
         return records
 
     def _evaluate(self, X: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
         records = self.records(X)
+        for c in self.blended:
+            excess = np.maximum([c.violation(r) for r in records], 0.0)
+            self.phi = float(np.mean(excess <= 0))
+            for record, over in zip(records, excess, strict=True):
+                record[c.key] = self.phi * record[c.key] + (1 - self.phi) * over
         out["F"] = self.ctx.objectives_of(records)
-        if self.ctx.constraints:
-            out["G"] = self.ctx.violations_of(records)
+        if self.hard:
+            out["G"] = constraint_matrix(records, self.hard).reshape(len(records), len(self.hard))
 
 
 def _unknown_unique(archs: list[Arch], archive: Archive) -> list[Arch]:
@@ -285,15 +324,29 @@ class PlainNSGA2(EvolutionaryAlgorithm):
 
 @ALGORITHMS.register("msunas", help="surrogate-assisted NSGA-II, candidates spread along the predicted front")
 class MSuNAS(EvolutionaryAlgorithm):
-    """Surrogate-assisted search: fit the predictor, run NSGA-II on it, choose a spread subset of the front."""
+    """Surrogate-assisted search: fit the predictor, run NSGA-II on it, choose a spread subset of the front.
+
+    Keys besides top-1 that only evaluations measure (`SearchContext.predicted_keys`, e.g. `avg_macs`) get their
+    own predictor, `sec_predictor` (default: the same kind as `predictor`).
+    """
 
     name = "msunas"
 
-    def __init__(self, ctx: SearchContext, n_iter: int, predictor: str = "gp", n_gen: int = 20, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        ctx: SearchContext,
+        n_iter: int,
+        predictor: str = "gp",
+        n_gen: int = 20,
+        sec_predictor: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(ctx, n_iter, **kwargs)
-        self.features = SurrogateFeatures(ctx.space, ctx.costs)
+        self.features = SurrogateFeatures(ctx.space, ctx.costs, cost_records=ctx.cost_records)
         self.predictor_name = predictor
+        self.sec_predictor_name = sec_predictor or predictor
         self.new_predictor(0)  # an unknown name fails before any evaluation
+        self.new_predictor(0, self.sec_predictor_name)
         self.n_gen = n_gen
 
     @classmethod
@@ -301,20 +354,31 @@ class MSuNAS(EvolutionaryAlgorithm):
         """What the predictor needs to fit (its registry's `min_points`)."""
         return min_points(predictor)
 
-    def new_predictor(self, seed: int) -> Predictor:
-        """An unfitted predictor of top-1 error over this search's surrogate features."""
-        return create_predictor(self.predictor_name, xl=self.features.xl, xu=self.features.xu, seed=seed)
+    def new_predictor(self, seed: int, name: str | None = None) -> Predictor:
+        """An unfitted predictor (`name`, default `predictor`) over this search's surrogate features."""
+        return create_predictor(name or self.predictor_name, xl=self.features.xl, xu=self.features.xu, seed=seed)
 
     def fit_predictor(self, archive: Archive, seed: int) -> Predictor:
         """The predictor fitted on the archive's features and top-1 errors (with its out-of-sample report)."""
         errors = np.array([100.0 - float(r["top1"]) for r in archive.records()])
         return self.new_predictor(seed).fit(self.features(archive.genomes()), errors)
 
+    def fit_secondary(self, archive: Archive, seed: int) -> dict[str, Predictor]:
+        """One `sec_predictor` per predicted key, fitted on the archive's measured values of it."""
+        inputs = self.features(archive.genomes())
+        return {
+            key: self.new_predictor(seed, self.sec_predictor_name).fit(
+                inputs, np.array([float(r[key]) for r in archive.records()])
+            )
+            for key in self.ctx.predicted_keys
+        }
+
     def ask(self, archive: Archive, iteration: int) -> tuple[list[Arch], dict[str, Any]]:
         """Candidates on the predicted front that the archive's front does not dominate, spread along it."""
         seed = iteration_seed(self.ctx.seed, iteration)
         predictor = self.fit_predictor(archive, seed)
-        problem = SurrogateProblem(self.ctx, predictor, self.features)
+        secondary = self.fit_secondary(archive, seed)
+        problem = SurrogateProblem(self.ctx, predictor, self.features, secondary)
         front = self.ctx.front(archive)
         rng = np.random.default_rng(seed)
         start = np.concatenate([archive.genomes()[front], _genomes(self.ctx.space, self.pop_size, rng)])[
@@ -329,14 +393,16 @@ class MSuNAS(EvolutionaryAlgorithm):
         predicted = problem.records(
             np.array([self.ctx.space.encode(a) for a in chosen]).reshape(-1, self.ctx.space.n_var)
         )
-        info = {
-            "surrogate": {
-                **_surrogate_record(predictor, self.predictor_name),
-                "n_proposed": len(proposed),
-                "predicted_top1": [r["top1"] for r in predicted],
-            }
+        record = {
+            **_surrogate_record(predictor, self.predictor_name),
+            "n_proposed": len(proposed),
+            "predicted_top1": [r["top1"] for r in predicted],
         }
-        return chosen, info
+        for key, sec in secondary.items():
+            record[key] = {**_surrogate_record(sec, self.sec_predictor_name), "predicted": [r[key] for r in predicted]}
+        if problem.blended:
+            record["phi"] = problem.phi
+        return chosen, {"surrogate": record}
 
     def _choose(self, problem: SurrogateProblem, archs: list[Arch], archive: Archive, front: np.ndarray) -> list[Arch]:
         if not archs:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from acc_predictor import PREDICTORS
 from data import DATASETS
+from early_exit.config import EE_HELP, EETrainConfig
 from evaluator import BACKENDS, EVALUATORS
 from search.algorithms import ALGORITHMS
 from search.objectives import (
@@ -25,7 +25,7 @@ from search.objectives import (
     objective_parameters,
 )
 from search_space import SEARCH_SPACES, SearchSpace, create_search_space
-from utils.cli import ArgumentParser, add_dataclass_flags, dataclass_from_args
+from utils.cli import ArgumentParser, add_dataclass_flags, dataclass_from_args, dataclass_from_record, flat_record
 from utils.errors import UsageError
 
 
@@ -43,6 +43,7 @@ class SearchConfig:
     n_iter: int = 8
     patience: int | None = None
     predictor: str = "gp"
+    sec_predictor: str | None = None
     pop_size: int = 40
     n_gen: int = 20
     dataset: str = "digits"
@@ -73,10 +74,12 @@ class SearchConfig:
     gpu: int = 1
     n_workers: int = 2
     device: str = "auto"
+    ee: EETrainConfig = field(default_factory=EETrainConfig)
 
     def validate(self) -> SearchConfig:
         """`self` after checking every value a user may get wrong (one `UsageError` naming the flag)."""
-        needed = ALGORITHMS.get(self.algorithm).min_points(self.predictor)
+        algorithm = ALGORITHMS.get(self.algorithm)
+        needed = max(algorithm.min_points(p) for p in (self.predictor, self.sec_predictor or self.predictor))
         checks = [
             (self.lr <= self.ur, f"--lr {self.lr} is larger than --ur {self.ur}"),
             (self.iterations >= 0, "--iterations must be >= 0"),
@@ -99,7 +102,24 @@ class SearchConfig:
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
+        self.ee.validate()
+        self.check_measured()
         return self
+
+    def check_measured(self) -> None:
+        """A `UsageError` when an objective or constraint needs a number the evaluator does not measure."""
+        evaluator = EVALUATORS.get(self.evaluator_name)
+        needs = [k for o in map(self.objective, self.objectives) if not o.cheap for k in o.needs]
+        needs += [c.key for c in self.constraints() if not c.cheap]
+        for key in dict.fromkeys(needs):
+            if key not in evaluator.measures:
+                by = [e.name for e in EVALUATORS.entries() if key in EVALUATORS.get(e.name).measures]
+                spaces = [e.name for e in SEARCH_SPACES.entries() if SEARCH_SPACES.get(e.name).default_evaluator in by]
+                raise UsageError(
+                    f"{key} is measured only by --evaluator {' or '.join(by) or '(none)'}, not by "
+                    f"{self.evaluator_name}, the evaluator of --search_space {self.search_space}; search it in "
+                    f"{' or '.join(spaces) or 'a space whose evaluator measures it'}"
+                )
 
     @property
     def array(self) -> tuple[int, int]:
@@ -118,7 +138,8 @@ class SearchConfig:
 
     def constraints(self) -> list[Constraint]:
         """The constraints whose bound this search gives (one flag per registered constraint)."""
-        return build_constraints(**{name: getattr(self, name) for name in list_constraints()})
+        objectives = [self.objective(name) for name in self.objectives]
+        return build_constraints(objectives, **{name: getattr(self, name) for name in list_constraints()})
 
     @property
     def evaluator_name(self) -> str:
@@ -130,14 +151,13 @@ class SearchConfig:
         return create_search_space(self.search_space, lr=self.lr, ur=self.ur, rstep=self.rstep)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly record, stored in every `iter_{k}.stats`."""
-        return asdict(self)
+        """JSON-friendly flat record (one key per flag), stored in every `iter_{k}.stats`."""
+        return flat_record(self)
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> SearchConfig:
         """The configuration `to_dict` recorded; keys it does not know are ignored, missing ones take defaults."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in record.items() if k in names})
+        return dataclass_from_record(cls, record)
 
     # Settings that may differ when a search is resumed (where it is saved, how it is run), all others must match.
     RESUMABLE_CHANGES = ("resume", "iterations", "patience", "backend", "n_gpus", "gpu", "n_workers", "device")
@@ -178,6 +198,7 @@ HELP = {  # flags whose choices live in a registry get their help from it (`help
     "gpu": "GPUs per evaluation",
     "n_workers": "CPU worker processes of the process backend when there is no GPU",
     "device": "auto, cpu or cuda",
+    **{flag: f"{text} (evaluator ee)" for flag, text in EE_HELP.items()},
 }
 
 
@@ -189,6 +210,7 @@ def help_texts() -> dict[str, str]:
         "algorithm": f"search algorithm. {ALGORITHMS.describe()}",
         "sec_obj": f"second objective, against top-1 ({second}); none: top-1 alone",
         "predictor": f"surrogate accuracy predictor. {PREDICTORS.describe()}",
+        "sec_predictor": "surrogate of a second objective only evaluations measure (avg_macs); none: --predictor",
         "dataset": f"dataset. {DATASETS.describe()}",
         "search_space": f"search space. {SEARCH_SPACES.describe()}",
         "evaluator": f"evaluator (none: the search space's default). {EVALUATORS.describe()}",

@@ -18,7 +18,7 @@ import inspect
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -58,8 +58,9 @@ class Objective:
 
     `needs` lists the record keys `fn` reads: `value` checks them first, so a missing one is a clear
     `ValueError` rather than a `KeyError` from inside `fn`. `cheap` objectives need only cost metrics (no
-    training). `params` records the factory's parameters (for configs and equality), `fn` does not take part in
-    equality.
+    training). `bound` names the constraint flag that bounds this objective's own key when it is searched
+    (`avg_macs` takes `--mmax` over from the backbone's `macs`). `params` records the factory's parameters (for
+    configs and equality), `fn` does not take part in equality.
     """
 
     name: str
@@ -68,6 +69,7 @@ class Objective:
     needs: tuple[str, ...]
     fn: Callable[[Mapping[str, float]], float] = field(compare=False, repr=False)
     params: tuple[tuple[str, float | None], ...] = ()
+    bound: str | None = None
 
     def value(self, stats: Mapping[str, object]) -> float:
         """The objective's value (to minimise) for one record."""
@@ -116,6 +118,23 @@ for _key, _label in (
     ("latency", "systolic-array latency (M cycles)"),
 ):
     register_objective(_key)(_cost(_key, _label))
+
+
+@register_objective("avg_macs")
+def _avg_macs() -> Objective:
+    """Early-exit networks' MACs per input (millions), averaged over where the validation images leave.
+
+    Only an evaluation measures it (the exits taken depend on the trained heads), so a search predicts it with a
+    second surrogate; `--mmax` bounds it instead of the backbone's MACs.
+    """
+    return Objective(
+        "avg_macs",
+        "average MACs per input (M)",
+        cheap=False,
+        needs=("avg_macs",),
+        fn=lambda s: s["avg_macs"],
+        bound="mmax",
+    )
 
 
 def _non_negative(name: str, value: float | None, optional: bool) -> float | None:
@@ -205,18 +224,25 @@ def list_constraints() -> list[str]:
     return CONSTRAINTS.names()
 
 
-def build_constraints(**bounds: float | None) -> list[Constraint]:
+def build_constraints(objectives: Sequence[Objective] = (), **bounds: float | None) -> list[Constraint]:
     """The constraints whose bound is given, in registration order (params, MACs, activations in millions, top-1 in %).
 
-    An unknown name, a negative or non-finite bound, or one above the constraint's limit is a `UsageError`.
+    A constraint that one of `objectives` takes over (its `bound`) bounds that objective's key instead, measured
+    rather than computed (`--mmax` on `avg_macs` when that is searched). An unknown name, a negative or
+    non-finite bound, or one above the constraint's limit is a `UsageError`.
     """
     for name in bounds:
         CONSTRAINTS.entry(name)
-    return [
-        CONSTRAINTS.create(e.name, bound=bounds[e.name])
-        for e in CONSTRAINTS.entries()
-        if bounds.get(e.name) is not None
-    ]
+    owners = {o.bound: o for o in objectives if o.bound is not None}
+    out = []
+    for e in CONSTRAINTS.entries():
+        if bounds.get(e.name) is None:
+            continue
+        constraint = CONSTRAINTS.create(e.name, bound=bounds[e.name])
+        if e.name in owners:
+            constraint = replace(constraint, key=owners[e.name].needs[0], cheap=owners[e.name].cheap)
+        out.append(constraint)
+    return out
 
 
 def feasible(stats: Mapping[str, object], constraints: Sequence[Constraint]) -> bool:

@@ -19,6 +19,35 @@ from search_space.base import CostFunction, SearchSpace
 
 COST_FEATURES = ("macs", "params")
 """The cost metrics whose logarithms join the space's features."""
+CACHE_SIZE = 100_000
+"""Genomes whose cost records `CostRecords` keeps (about 50 MB); past it the cache starts afresh."""
+
+
+class CostRecords:
+    """The exact cost metrics (`CostMetrics.as_dict`) of integer genomes, memoised per genome.
+
+    NSGA-II on the surrogate meets the same genomes again within a step and across iterations; each record is
+    computed once and handed out as a fresh copy, so a caller may add keys (predicted `top1`) to it.
+    """
+
+    def __init__(self, space: SearchSpace, costs: CostFunction) -> None:
+        self.space = space
+        self.costs = costs
+        self._cache: dict[bytes, dict[str, Any]] = {}
+
+    def __call__(self, genomes: np.ndarray) -> list[dict[str, Any]]:
+        """One record per row of `genomes`."""
+        genomes = np.asarray(genomes, dtype=np.int64).reshape(-1, self.space.n_var)
+        if len(self._cache) + len(genomes) > CACHE_SIZE:
+            self._cache.clear()
+        out = []
+        for x in genomes:
+            key = x.tobytes()
+            record = self._cache.get(key)
+            if record is None:
+                record = self._cache[key] = self.costs(self.space.decode(x)).as_dict()
+            out.append(dict(record))
+        return out
 
 
 class SurrogateFeatures:
@@ -28,9 +57,15 @@ class SurrogateFeatures:
     space whose costs are not monotone in its genes; 0 where the two are equal).
     """
 
-    def __init__(self, space: SearchSpace, costs: CostFunction, keys: Sequence[str] = COST_FEATURES) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        costs: CostFunction,
+        keys: Sequence[str] = COST_FEATURES,
+        cost_records: CostRecords | None = None,
+    ) -> None:
         self.space = space
-        self.costs = costs
+        self.cost_records = CostRecords(space, costs) if cost_records is None else cost_records
         self.keys = tuple(keys)
         ends = np.array([[costs(arch).as_dict()[k] for k in self.keys] for arch in (space.smallest(), space.largest())])
         self.low = np.log(np.maximum(ends.min(axis=0), 1e-12))
@@ -50,10 +85,6 @@ class SurrogateFeatures:
     def xu(self) -> np.ndarray:
         """Upper bound of every feature (1)."""
         return np.ones(self.n_features)
-
-    def cost_records(self, genomes: np.ndarray) -> list[dict[str, Any]]:
-        """The exact cost metrics of every genome of `genomes`."""
-        return [self.costs(self.space.decode(x)).as_dict() for x in np.asarray(genomes, dtype=np.int64)]
 
     def __call__(self, genomes: np.ndarray, records: list[dict[str, Any]] | None = None) -> np.ndarray:
         """Features of genomes `genomes`; `records` are their cost metrics when the caller has them already."""

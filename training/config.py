@@ -14,8 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from data import list_datasets
+from data import DATASETS, list_datasets
 from deploy import list_formats
+from search_space import SEARCH_SPACES
 from utils.cli import flat_record
 from utils.errors import UsageError
 
@@ -69,6 +70,30 @@ class OptimConfig:
         )
 
 
+NET_TRAIN_HELP = {
+    "subnet": "the chosen architecture's net.subnet (JSON: ks, e, d, r)",
+    "init": "weights to start from; none: net.inherited next to the subnet, else ckpt.pth there",
+    "from_scratch": "start from freshly initialised weights instead",
+    "save": "folder for ckpt.pth, net.stats, the checkpoint and exports; none: the subnet's folder",
+    "search_space": f"search space of the subnet. {SEARCH_SPACES.describe()}",
+    "dataset": f"dataset. {DATASETS.describe()}",
+    "data": "dataset folder",
+    "n_classes": "number of classes (checked against the dataset)",
+    "vld_size": "validation images carved from the training set (default: the supernet's split, from net.inherited)",
+    "width_mult": "supernet width multiplier; none: as recorded with the weights, else 1.0",
+    "epochs": "fine-tuning epochs (0: measure and export the given weights)",
+    **OPTIM_HELP,
+    "eval_batch_size": "batch size for validation and test",
+    "n_bn_cal": "training images to re-estimate batch-norm statistics on before training (0: keep them)",
+    "seed": "fixes every random source of the run (the validation split is the supernet's, when recorded)",
+    "device": "auto, cpu, cuda or cuda:N",
+    "num_workers": "image-decoding processes for datasets stored as files",
+    "resume": "continue from the per-epoch checkpoint",
+    "export": f"also write the network in this format: {', '.join(list_formats())}",
+}
+"""The help of `NetTrainConfig`'s flags, shared by `train.py` and the command lines of configs extending it."""
+
+
 @dataclass(frozen=True)
 class NetTrainConfig:
     """Everything that defines a fine-tuning run of one chosen network. Flag names follow upstream CNAS."""
@@ -96,25 +121,27 @@ class NetTrainConfig:
     # Settings that may differ when a run is resumed (where things are, how it runs), all others must match.
     RESUMABLE_CHANGES = ("subnet", "save", "resume", "export", "device", "num_workers", "eval_batch_size")
 
+    def checks(self) -> dict[str, bool]:
+        """Each check of a value a user may get wrong, keyed by the message naming the flag."""
+        return {
+            "--subnet is required (the net.subnet file of a chosen architecture)": bool(self.subnet),
+            "--init and --from_scratch exclude each other": not (self.init and self.from_scratch),
+            "--epochs must be >= 0": self.epochs >= 0,
+            **self.optim.checks(),
+            "--eval_batch_size must be >= 1": self.eval_batch_size >= 1,
+            "--n_bn_cal must be >= 0": self.n_bn_cal >= 0,
+            "--n_classes must be >= 2": self.n_classes is None or self.n_classes >= 2,
+            "--width_mult must be > 0": self.width_mult is None or self.width_mult > 0,
+            "--num_workers must be >= 0": self.num_workers >= 0,
+        }
+
     def validate(self) -> NetTrainConfig:
         """`self`, after checking every value a user may get wrong (a `UsageError` naming the flag otherwise)."""
         if self.dataset not in list_datasets():
             raise UsageError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(list_datasets())}")
         if self.export is not None and self.export not in list_formats():
             raise UsageError(f"unknown --export format {self.export!r}; choose one of: {', '.join(list_formats())}")
-        _first_failure(
-            {
-                "--subnet is required (the net.subnet file of a chosen architecture)": bool(self.subnet),
-                "--init and --from_scratch exclude each other": not (self.init and self.from_scratch),
-                "--epochs must be >= 0": self.epochs >= 0,
-                **self.optim.checks(),
-                "--eval_batch_size must be >= 1": self.eval_batch_size >= 1,
-                "--n_bn_cal must be >= 0": self.n_bn_cal >= 0,
-                "--n_classes must be >= 2": self.n_classes is None or self.n_classes >= 2,
-                "--width_mult must be > 0": self.width_mult is None or self.width_mult > 0,
-                "--num_workers must be >= 0": self.num_workers >= 0,
-            }
-        )
+        _first_failure(self.checks())
         return self
 
     def to_dict(self) -> dict[str, Any]:

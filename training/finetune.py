@@ -5,11 +5,16 @@ training augmentation; mixed precision (`torch.autocast` and a `GradScaler`) onl
 streams (the order and augmentation of the images, and dropout), seeded from `FineTuneConfig.seed` and saved in
 `FineTuner.state_dict`, so a run resumed after any epoch continues exactly as if it had never stopped, and the
 global torch random state is left as it was.
+
+A trainer with another objective passes its own `loss` (a `LossFn` of the model's output and the labels, such as
+the early-exit losses of `early_exit.losses`) and, to freeze part of the network, the `params` to optimise: the
+others are never updated (their batch-norm statistics still follow the training batches, as in train mode).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +26,9 @@ from tqdm import tqdm
 
 from data import DatasetSplits, batches
 from training.config import OptimConfig
+
+LossFn = Callable[[Any, torch.Tensor], torch.Tensor]
+"""A training loss: the model's output on a batch and its labels to a scalar tensor."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +43,11 @@ class FineTuneConfig:
 
 
 class FineTuner:
-    """Trains `model` on the training split of `splits` at `resolution`, one epoch per `train_epoch` call."""
+    """Trains `model` on the training split of `splits` at `resolution`, one epoch per `train_epoch` call.
+
+    `loss` defaults to the cross-entropy with the configured label smoothing; `params` (default: all of the
+    model's) are the parameters the optimiser updates.
+    """
 
     def __init__(
         self,
@@ -44,13 +56,17 @@ class FineTuner:
         resolution: int,
         cfg: FineTuneConfig,
         device: torch.device,
+        *,
+        loss: LossFn | None = None,
+        params: Iterable[nn.Parameter] | None = None,
     ) -> None:
         self.model = model
         self.splits = splits
         self.resolution = resolution
         self.cfg = cfg
         self.device = device
-        self.optimizer = cfg.optim.sgd(model.parameters())
+        self.loss = loss if loss is not None else self._cross_entropy
+        self.optimizer = cfg.optim.sgd(model.parameters() if params is None else params)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(cfg.epochs, 1))
         self.amp = cfg.mixed_precision and device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
@@ -69,6 +85,10 @@ class FineTuner:
         """Optimiser steps per epoch (a final batch of one image is dropped)."""
         full, rest = divmod(len(self.splits.train), self.cfg.optim.batch_size)
         return full + (1 if rest > 1 else 0)
+
+    def _cross_entropy(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The default loss: the cross-entropy with the configured label smoothing."""
+        return F.cross_entropy(logits, y, label_smoothing=self.cfg.optim.label_smoothing)
 
     def train_epoch(self, progress: tqdm | None = None) -> float:
         """One epoch over the training split; returns the mean loss. The model is left in eval mode."""
@@ -99,7 +119,7 @@ class FineTuner:
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
-            loss = F.cross_entropy(self.model(x), y, label_smoothing=self.cfg.optim.label_smoothing)
+            loss = self.loss(self.model(x), y)
         value = float(loss.detach())
         if not math.isfinite(value):
             raise FloatingPointError(f"non-finite training loss {value} in epoch {self.epoch + 1}")
@@ -141,8 +161,18 @@ class FineTuner:
 
 
 def fine_tune(
-    model: nn.Module, splits: DatasetSplits, resolution: int, cfg: FineTuneConfig, device: torch.device
+    model: nn.Module,
+    splits: DatasetSplits,
+    resolution: int,
+    cfg: FineTuneConfig,
+    device: torch.device,
+    *,
+    loss: LossFn | None = None,
+    params: Iterable[nn.Parameter] | None = None,
 ) -> list[float]:
-    """Train `model` for all `cfg.epochs` epochs in one go (no checkpoints); returns the mean loss per epoch."""
-    tuner = FineTuner(model, splits, resolution, cfg, device)
+    """Train `model` for all `cfg.epochs` epochs in one go (no checkpoints); returns the mean loss per epoch.
+
+    `loss` and `params` as for `FineTuner`.
+    """
+    tuner = FineTuner(model, splits, resolution, cfg, device, loss=loss, params=params)
     return [tuner.train_epoch() for _ in range(cfg.epochs)]

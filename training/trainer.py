@@ -4,6 +4,11 @@
 resume) and writes nothing before `run`. Files are named after the subnet file (`Paths`): `ckpt.pth`, `net.stats`,
 the per-epoch checkpoint `net.train.pth` and exports, all written atomically.
 
+A trainer of another kind of network (`early_exit.trainer.EENetTrainer`) subclasses it and overrides its hooks:
+which subnets it takes (`_read_subnet`) and weights (`_check_arch`), the network it builds (`_build_model`) and
+trains (`_tuner`), what it validates each epoch (`_validate`), measures at the end (`_selected`) and exports
+(`exportable`).
+
 The validation split is the one the starting weights record (`split` in `net.inherited`: the images their supernet
 never trained on, whatever `--seed` says); weights without one, or training from scratch, carve it with `--seed`.
 `ckpt.pth`, `net.train.pth` and `net.stats` record the split used, so a run from them keeps it.
@@ -16,9 +21,10 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from data import DatasetSplits, SplitSpec, create_dataset, validation_split
@@ -45,18 +51,47 @@ def read_single_exit_subnet(path: Path, space: SearchSpace) -> Arch:
     arch = read_subnet(path)
     if any(key in arch for key in EARLY_EXIT_KEYS):
         raise UsageError(
-            f"{path} describes an early-exit network (keys 'b'/'t'); train.py fine-tunes single-exit networks, "
-            "and early-exit ones need early_exit/train.py, which this repository does not have yet"
+            f"{path} describes an early-exit network (keys 'b'/'t'); train.py fine-tunes single-exit networks: "
+            "fine-tune early-exit ones with python -m early_exit.train"
         )
-    return _validate_arch(arch, str(path), space)
+    return validate_arch(arch, str(path), space)
 
 
-def _validate_arch(arch: Any, source: str, space: SearchSpace) -> Arch:
+def validate_arch(arch: Any, source: str, space: SearchSpace) -> Arch:
     """`arch` in canonical form (any resolution the supernet can run); invalid ones name `source`."""
     try:
         return space.validate(arch)
     except UsageError as err:
         raise type(err)(f"{source}: {err}") from None
+
+
+def not_finite(detail: str) -> UsageError:
+    """The error of a network whose outputs are NaN or infinite (`detail` says where)."""
+    return UsageError(
+        f"the network's outputs are not finite: {detail}; its weights are broken or training "
+        "diverged (try a lower --lr)"
+    )
+
+
+class EpochTrainer(Protocol):
+    """The training loop a `NetTrainer` drives, one epoch per call, resumable (`FineTuner`, or one wrapping it)."""
+
+    @property
+    def epoch(self) -> int:
+        """Epochs trained so far."""
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps per epoch."""
+
+    def train_epoch(self, progress: tqdm | None = None) -> float:
+        """One epoch; returns the mean loss."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What continues the run exactly (the weights are saved separately)."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a `state_dict()`."""
 
 
 @dataclass
@@ -109,12 +144,14 @@ class Paths:
 class NetTrainer:
     """One fine-tuning run: every input is read and checked at construction, and nothing is written before `run`."""
 
+    program = "train.py"
+    """The command line whose runs this trainer makes (named in messages)."""
+
     def __init__(self, cfg: NetTrainConfig) -> None:
         self.cfg = cfg.validate()
         subnet = Path(cfg.subnet)
         self.paths = Paths(subnet, Path(cfg.save) if cfg.save else subnet.parent)
-        self.space = create_search_space(cfg.search_space).unrestricted()
-        self.arch = read_single_exit_subnet(subnet, self.space)
+        self.space, self.arch = self._read_subnet(subnet)
         self.resolution = self.space.resolution(self.arch)
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
@@ -142,19 +179,33 @@ class NetTrainer:
             weights, self.width_mult = None, cfg.width_mult or 1.0
             if initial is not None and init_path is not None:
                 weights, self.width_mult = self._check_weights(initial, init_path)
-        self.model = self.space.build_network(self.arch, self.n_classes, self.width_mult)
-        if weights is not None:
-            self._load_weights(weights, self.paths.checkpoint if resumed is not None else Path(self.init))
+        self.model = self._build_model(weights, self.paths.checkpoint if resumed is not None else Path(self.init))
         self.model.to(self.device).eval()
         tune = FineTuneConfig(
             epochs=cfg.epochs, optim=cfg.optim, seed=cfg.seed, mixed_precision=True, num_workers=cfg.num_workers
         )
-        self.tuner = FineTuner(self.model, self.splits, self.resolution, tune, self.device)
+        self.tuner = self._tuner(tune)
         if resumed is not None:
             self.tuner.load_state_dict(resumed["finetune"])
             self.history = list(resumed["history"])
             self.best = dict(resumed["best"])
             log.info("resuming %s after epoch %d of %d", self.paths.checkpoint, self.tuner.epoch, cfg.epochs)
+
+    def _read_subnet(self, path: Path) -> tuple[SearchSpace, Arch]:
+        """The search space (every resolution allowed) and the canonical architecture of the subnet file."""
+        space = create_search_space(self.cfg.search_space).unrestricted()
+        return space, read_single_exit_subnet(path, space)
+
+    def _build_model(self, weights: dict[str, torch.Tensor] | None, path: Path) -> nn.Module:
+        """The network to train, with `weights` (read from `path`) loaded, else freshly initialised."""
+        model = self.space.build_network(self.arch, self.n_classes, self.width_mult)
+        if weights is not None:
+            self._load_weights(model, weights, path)
+        return model
+
+    def _tuner(self, tune: FineTuneConfig) -> EpochTrainer:
+        """The training loop of `self.model`."""
+        return FineTuner(self.model, self.splits, self.resolution, tune, self.device)
 
     def _init_path(self) -> Path | None:
         """The initial weights file, or None for `--from_scratch`."""
@@ -189,8 +240,7 @@ class NetTrainer:
         """The state dict and width multiplier of an inherited-weights or `ckpt.pth` file, checked against the run."""
         if "arch" not in state:
             raise UsageError(f"{path} records no architecture ('arch'); expected a net.inherited or ckpt.pth file")
-        if _validate_arch(state["arch"], str(path), self.space) != self.arch:
-            raise UsageError(f"{path} holds weights of another architecture than {self.paths.subnet}")
+        self._check_arch(state, path)
         if "n_classes" in state and state["n_classes"] != self.n_classes:
             raise UsageError(
                 f"{path} holds a {state['n_classes']}-class network but dataset {self.cfg.dataset} has "
@@ -201,9 +251,15 @@ class NetTrainer:
             raise UsageError(f"{path} holds a network of width {width_mult}, not --width_mult {self.cfg.width_mult}")
         return state_dict_of(state, path), width_mult
 
-    def _load_weights(self, weights: dict[str, torch.Tensor], path: Path) -> None:
+    def _check_arch(self, state: dict[str, Any], path: Path) -> None:
+        """A `UsageError` unless the weights file at `path` (its `state`) records the run's architecture."""
+        if validate_arch(state["arch"], str(path), self.space) != self.arch:
+            raise UsageError(f"{path} holds weights of another architecture than {self.paths.subnet}")
+
+    def _load_weights(self, module: nn.Module, weights: dict[str, torch.Tensor], path: Path) -> None:
+        """Load `weights` (read from `path`) into `module`; a mismatch is a `UsageError`."""
         try:
-            self.model.load_state_dict(weights)
+            module.load_state_dict(weights)
         except (AssertionError, RuntimeError, KeyError, ValueError) as err:
             detail = " ".join(str(err).split())[:300] or type(err).__name__
             raise UsageError(f"{path} does not fit the network of {self.paths.subnet}: {detail}") from None
@@ -214,7 +270,7 @@ class NetTrainer:
             raise UsageError(f"nothing to resume: no training checkpoint {path}")
         state: dict[str, Any] = read_checkpoint(path)
         if not {"config", "arch", "finetune", "best", "history", "init", "width_mult"} <= state.keys():
-            raise UsageError(f"{path} is not a train.py checkpoint")
+            raise UsageError(f"{path} is not a {self.program} checkpoint")
         if state["arch"] != self.arch:
             raise UsageError(f"{path} was written for another architecture than {self.paths.subnet}")
         stored, mine = state["config"], self.cfg.to_dict()
@@ -247,16 +303,18 @@ class NetTrainer:
                 self.model, self.splits, split, self.resolution, batch_size=self.cfg.eval_batch_size, device=self.device
             )
         except FloatingPointError as err:
-            raise UsageError(
-                f"the network's outputs are not finite: {err}; its weights are broken or training "
-                "diverged (try a lower --lr)"
-            ) from None
+            raise not_finite(str(err)) from None
+
+    def _validate(self) -> dict[str, Any]:
+        """The current weights' numbers on the validation split, for the history; `valid_top1` selects the best."""
+        return {"valid_top1": self.measure("valid")}
 
     def _end_epoch(self, loss: float | None) -> None:
         """Validate, record, keep the weights if they are the best so far (ties keep the earlier epoch)."""
         epoch = self.tuner.epoch
-        top1 = self.measure("valid")
-        self.history.append({"epoch": epoch, "train_loss": loss, "valid_top1": top1})
+        numbers = self._validate()
+        top1 = numbers["valid_top1"]
+        self.history.append({"epoch": epoch, "train_loss": loss, **numbers})
         if not self.best or top1 > self.best["valid_top1"]:
             self.best = {"epoch": epoch, "valid_top1": top1, "state_dict": cpu_state_dict(self.model)}
         log.info(
@@ -308,19 +366,28 @@ class NetTrainer:
                 self._end_epoch(loss)
                 self.save_checkpoint()
 
+    def _selected(self) -> dict[str, Any]:
+        """The numbers of the selected weights that open `net.stats`; the test split is measured here, once."""
+        costs = self.space.cost_function(self.n_classes, self.width_mult)(self.arch)
+        return {
+            "top1": self.best["valid_top1"],
+            "valid_top1": self.best["valid_top1"],
+            "test_top1": self.measure("test"),
+            "best_epoch": self.best["epoch"],
+            **costs.as_dict(),
+        }
+
+    def exportable(self) -> nn.Module:
+        """The module `--export` writes."""
+        return self.model
+
     def run(self) -> dict[str, Any]:
         """Train, select, test once, write `ckpt.pth`, the export and (last) the stats; returns the stats."""
         start = time.perf_counter()
         self.train()
         self.model.load_state_dict(self.best["state_dict"])
-        test_top1 = self.measure("test")
-        costs = self.space.cost_function(self.n_classes, self.width_mult)(self.arch)
         stats: dict[str, Any] = {
-            "top1": self.best["valid_top1"],
-            "valid_top1": self.best["valid_top1"],
-            "test_top1": test_top1,
-            "best_epoch": self.best["epoch"],
-            **costs.as_dict(),
+            **self._selected(),
             "epochs": self.cfg.epochs,
             "seed": self.cfg.seed,
             "split": self.split.record(),
@@ -334,7 +401,7 @@ class NetTrainer:
         if self.search_stats is not None:
             stats["search"] = self.search_stats
         if self.cfg.export:
-            path = export_model(self.cfg.export, self.model, self.paths.export(self.cfg.export), self.resolution)
+            path = export_model(self.cfg.export, self.exportable(), self.paths.export(self.cfg.export), self.resolution)
             log.info("exported %s", path)
         ckpt = subnet_checkpoint(self.model, self.arch, self.n_classes, self.width_mult, self.split)
         atomic_torch_save(self.paths.ckpt, ckpt)
@@ -346,9 +413,9 @@ class NetTrainer:
             stats["valid_top1"],
             stats["best_epoch"],
             self.cfg.epochs,
-            test_top1,
-            costs.params,
-            costs.macs,
+            stats["test_top1"],
+            stats["params"],
+            stats["macs"],
             self.paths.ckpt,
             self.paths.stats,
         )

@@ -119,10 +119,13 @@ def dataclass_from_record(cls: type[T], record: Mapping[str, Any]) -> T:
     """An instance of dataclass `cls` from a flat record as `flat_record` writes it (its inverse).
 
     A nested dataclass field starts from its default instance and takes its own fields from the record; names the
-    record lacks keep their defaults, and names `cls` lacks are ignored.
+    record lacks keep their defaults, and names `cls` lacks are ignored, as are derived fields (`init=False`), which
+    the instance computes.
     """
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if not f.init:
+            continue
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         if dataclasses.is_dataclass(default):
             values[f.name] = dataclass_from_record(type(default), {**flat_record(default), **record})
@@ -136,11 +139,14 @@ def add_dataclass_flags(
 ) -> argparse.ArgumentParser:
     """One `--field` flag per leaf field of dataclass `cls`, nested dataclass fields flattened (see `flat_record`).
 
-    Bool fields are switches; `X | None` fields accept `none`. Defaults are those of `cls()`. Help texts are
-    printed literally (a `%` in them or in a default is escaped, whatever the parser's formatter).
+    Bool fields are switches; `X | None` fields accept `none`; derived fields (`init=False`) have no flag. Defaults
+    are those of `cls()`. Help texts are printed literally (a `%` in them or in a default is escaped, whatever the
+    parser's formatter).
     """
     helps = helps or {}
     for f, default in _leaves(cls()):
+        if not f.init:
+            continue
         text = escape_help(helps.get(f.name, ""))
         if str(f.type) == "bool":
             parser.add_argument(f"--{f.name}", action="store_true", help=text or None)

@@ -57,6 +57,19 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def register_class(self, name: str, *aliases: str, **meta: Any) -> Callable[[type], type]:
+        """Decorator recording a class whose `name` attribute must be `name` (a mismatch is a `ValueError`)."""
+        register = self.register(name, *aliases, **meta)
+
+        def decorator(cls: type) -> type:
+            own = getattr(cls, "name", None)
+            if own != name:
+                raise ValueError(f"{self.kind} class {cls.__name__} has name {own!r} but is registered as {name!r}")
+            register(cls)
+            return cls
+
+        return decorator
+
     @contextmanager
     def register_temporarily(self, name: str, factory: Callable[..., T], **meta: Any) -> Iterator[None]:
         """Register `factory` under `name` for the duration of a `with` block."""

@@ -27,6 +27,7 @@ import bench.predictors
 import bench.report
 import bench.search_efficiency
 import bench.supernet
+import early_exit.train
 import msunas
 import post_search
 import supernets.default
@@ -39,6 +40,7 @@ MAINS = {
     "msunas": msunas.main,
     "post_search": post_search.main,
     "train": train.main,
+    "early_exit.train": early_exit.train.main,
     "supernets.train": supernets.train.main,
     "supernets.default": supernets.default.main,
     "bench.predictors": bench.predictors.main,
@@ -56,6 +58,11 @@ BASE = {
     "msunas": [*TINY_SEARCH, "--supernet_path", "{weights}", "--save", "{fresh}"],
     "post_search": "--save {fresh} --expr {run}/iter_0.stats --prefer top1".split(),
     "train": "--subnet {net}/net.subnet --epochs 0 --n_bn_cal 16 --device cpu --save {fresh}".split(),
+    "early_exit.train": [
+        *"--subnet {inputs}/ee/net.subnet --warmup_ee_epochs 0 --ee_epochs 0 --n_bn_cal 16 --device cpu".split(),
+        "--save",
+        "{fresh}",
+    ],
     "supernets.train": [*SUPERNET_TRAIN, "--device", "cpu", "--out", "{fresh}"],
     "supernets.default": "--out {inputs}/default --device cpu".split(),
     "bench.predictors": "--n_archs 4 --n_repeat 0 --seeds 1 --n_bn_cal 16 --backend sequential".split(),
@@ -89,6 +96,8 @@ CASES = [
     # msunas.py: flags
     bad("msunas", "--sec_obj flops", "flops"),
     bad("msunas", "--predictor oracle", "oracle"),
+    bad("msunas", "--sec_predictor oracle", "oracle"),
+    bad("msunas", "--sec_obj avg_macs", "avg_macs is measured only by"),
     bad("msunas", "--algorithm hillclimb", "hillclimb"),
     bad("msunas", "--evaluator oracle", "oracle"),
     bad("msunas", "--search_space resnet", "resnet"),
@@ -144,6 +153,18 @@ CASES = [
     bad("train", "--epochs -2", "--epochs"),
     bad("train", "--dataset mnist", "mnist"),
     bad("train", "--dataset fashion_mnist --data {root}/no_data", "{root}/no_data"),
+    # python -m early_exit.train
+    bad("early_exit.train", "--subnet {net}/net.subnet", "fine-tune it with train.py"),
+    bad("early_exit.train", "--subnet {inputs}/early_exit.subnet", "{inputs}/early_exit.subnet"),
+    bad("early_exit.train", "--search_space ofa_mbv3", "single-exit networks"),
+    bad("early_exit.train", "--method branchy", "branchy"),
+    bad("early_exit.train", "--init {inputs}/random.pth", "{inputs}/random.pth"),
+    bad("early_exit.train", "--init {inputs}/half.pth", "{inputs}/half.pth"),
+    bad("early_exit.train", "--init {inputs}/list.pth", "{inputs}/list.pth"),
+    bad("early_exit.train", "--ee_epochs -1", "--ee_epochs"),
+    bad("early_exit.train", "--epochs 3", "unrecognized arguments"),
+    bad("early_exit.train", "--resume", "nothing to resume"),
+    bad("early_exit.train", "--export tflite", "tflite"),
     # python -m supernets.train
     bad("supernets.train", "--epochs -1", "--epochs"),
     bad("supernets.train", "--dataset mnist", "mnist"),
@@ -198,6 +219,12 @@ def make_inputs(inputs: Path, run: Path, weights: Path) -> None:
     (inputs / "early_exit.subnet").write_text(json.dumps({**LARGEST, "t": [0.9] * 4}))
     shutil.copytree(run, inputs / "scan", ignore=shutil.ignore_patterns("final"))
     (inputs / "scan" / "search.json").write_text('{"seed": 0, "sec_')
+    (chosen,) = (run / "final").glob("net-top1_*")
+    (inputs / "ee").mkdir()
+    (inputs / "ee" / "net.subnet").write_text(
+        json.dumps({**json.loads((chosen / "net.subnet").read_text()), "b": [1, 0, 0, 1]})
+    )
+    shutil.copyfile(chosen / "net.inherited", inputs / "ee" / "net.inherited")
     (inputs / "bad_inherited").mkdir()
     (inputs / "bad_inherited" / "net.subnet").write_text(json.dumps(LARGEST))
     (inputs / "bad_inherited" / "net.inherited").write_bytes(weight_bytes[:1000])

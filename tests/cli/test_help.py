@@ -74,7 +74,7 @@ ENTRY_POINTS = entry_points()
 
 
 def test_discovery_finds_the_known_entry_points():
-    known = {"msunas.py", "post_search.py", "train.py", "supernets.train", "supernets.default"}
+    known = {"msunas.py", "post_search.py", "train.py", "early_exit.train", "supernets.train", "supernets.default"}
     assert known <= set(ENTRY_POINTS)
     assert {"bench.predictors", "bench.search_efficiency", "bench.supernet"} <= set(ENTRY_POINTS)
     assert "bench.report" not in ENTRY_POINTS  # a library module, not a CLI

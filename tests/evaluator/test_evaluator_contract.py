@@ -8,7 +8,7 @@ import torch
 
 from evaluator import BACKENDS, EVALUATORS, EvalResult, Evaluator, EvaluatorSpec, create_backend
 from search.config import SearchConfig
-from search_space import SEARCH_SPACES
+from search_space import SEARCH_SPACES, create_search_space
 from tests.search_space.tiny_space import TinySpace
 from utils.errors import UsageError
 
@@ -17,23 +17,38 @@ from utils.errors import UsageError
 def search(tmp_path):
     """A search over the tiny space, its supernet on disk (registered for the test only)."""
     with SEARCH_SPACES.register_temporarily("tiny", TinySpace):
-        torch.manual_seed(0)
-        weights = tmp_path / "tiny.pth"
-        torch.save({"state_dict": TinySpace().build_supernet(10).state_dict()}, weights)
-        yield SearchConfig(
-            save=str(tmp_path / "run"),
-            search_space="tiny",
-            supernet_path=str(weights),
-            lr=16,
-            ur=20,
-            n_bn_cal=32,
-            device="cpu",
-            sec_obj="macs",
-        )
+        yield search_over("tiny", TinySpace(), tmp_path, lr=16, ur=20)
+
+
+def search_over(name: str, space, tmp_path, **settings) -> SearchConfig:
+    """A search over space `name` (instance `space`) with a freshly initialised supernet on disk."""
+    torch.manual_seed(0)
+    weights = tmp_path / f"{name}.pth"
+    torch.save({"state_dict": space.build_supernet(10).state_dict()}, weights)
+    return SearchConfig(
+        save=str(tmp_path / "run"),
+        search_space=name,
+        supernet_path=str(weights),
+        n_bn_cal=32,
+        device="cpu",
+        sec_obj="macs",
+        **settings,
+    )
+
+
+def served(name: str, search: SearchConfig, tmp_path) -> SearchConfig:
+    """`search` when evaluator `name` serves the tiny space, else a search over a space it is the default of."""
+    if search.space().default_evaluator == name:
+        return search
+    space = next(e.name for e in SEARCH_SPACES.entries() if SEARCH_SPACES.get(e.name).default_evaluator == name)
+    fast = {"lr": 16, "ur": 16, "warmup_ee_epochs": 1, "ee_epochs": 0, "sec_obj": "avg_macs"}
+    settings = {k: v for k, v in fast.items() if k in SearchConfig.from_dict({}).to_dict()}
+    return SearchConfig.from_dict({**search_over(space, create_search_space(space), tmp_path).to_dict(), **settings})
 
 
 @pytest.mark.parametrize("name", EVALUATORS.names(aliases=False))
 def test_every_evaluator_builds_from_a_search_and_measures(name, search, tmp_path):
+    search = served(name, search, tmp_path)
     cls = EVALUATORS.get(name)
     assert issubclass(cls, Evaluator) and cls.name == name and EVALUATORS.entry(name).help
     arguments = cls.arguments(search)
@@ -52,8 +67,9 @@ def test_every_evaluator_builds_from_a_search_and_measures(name, search, tmp_pat
 
 
 @pytest.mark.parametrize("name", EVALUATORS.names(aliases=False))
-def test_every_evaluator_refuses_a_missing_supernet_before_evaluating(name, search):
-    missing = SearchConfig(**{**search.to_dict(), "supernet_path": "/nonexistent/w.pth"})
+def test_every_evaluator_refuses_a_missing_supernet_before_evaluating(name, search, tmp_path):
+    search = served(name, search, tmp_path)
+    missing = SearchConfig.from_dict({**search.to_dict(), "supernet_path": "/nonexistent/w.pth"})
     with pytest.raises(UsageError, match="/nonexistent/w.pth"):
         EVALUATORS.get(name).arguments(missing)
 

@@ -12,8 +12,6 @@ import msunas
 import post_search
 from postsearch.finished import read_search
 from postsearch.selection import TradeOff, build_front
-from search_space.ofa_mbv3 import OFAMobileNetV3Space
-from search_space.registry import SEARCH_SPACES
 from supernets.checkpoint import load_supernet_weights
 from supernets.ofa_mbv3 import SupernetConfig, build_supernet, extract_subnet
 from utils.cli import run_cli
@@ -187,28 +185,13 @@ def test_single_objective_search_chooses_the_most_accurate(search, tmp_path, cap
     assert (out / "front-trade-off.png").is_file()
 
 
-class EarlyExitStandIn(OFAMobileNetV3Space):
-    """OFA MobileNetV3 plus exit flags `b`, standing in for an early-exit space."""
-
-    def validate(self, arch):
-        base = super().validate({k: v for k, v in arch.items() if k != "b"})
-        return {**base, "b": list(arch["b"])}
-
-
-@pytest.fixture
-def early_exit_space():
-    """The stand-in registered for one test only (other tests iterate over every registered space)."""
-    with SEARCH_SPACES.register_temporarily("test_early_exit", EarlyExitStandIn):
-        yield
-
-
-def test_n_exits_keeps_networks_with_that_many_exits(search, tmp_path, early_exit_space):
+def test_n_exits_keeps_networks_with_that_many_exits(search, tmp_path):
     record = json.loads((search / "iter_1.stats").read_text())
-    record["config"]["search_space"] = "test_early_exit"
+    record["config"]["search_space"] = "cbnmobilenetv3"
     for i, entry in enumerate(record["evaluations"]["entries"]):
-        entry["arch"]["b"] = [1, 1, 0] if i % 2 else [0, 0, 1]
+        entry["arch"]["b"] = [1, 1, 0, 0] if i % 2 else [0, 0, 1, 0]
     for entry in record["evaluations"]["failed"]:
-        entry["arch"]["b"] = [0, 0, 0]
+        entry["arch"]["b"] = [0, 0, 0, 1]
     stats = tmp_path / "iter_1.stats"
     stats.write_text(json.dumps(record))
     out = tmp_path / "final"

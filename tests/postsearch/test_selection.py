@@ -16,6 +16,7 @@ from postsearch.selection import (
 )
 from search.archive import Entry
 from search.objectives import build_constraints, create_objective
+from search_space.ofa_mbv3_ee import CBNMobileNetV3Space
 from utils.errors import UsageError
 
 TOP1, MACS, PARAMS = (create_objective(n) for n in ("top1", "macs", "params"))
@@ -198,14 +199,17 @@ def test_the_most_accurate_is_always_offered_once():
     assert [c.name for c in name_choices("top1", BestOn(TOP1).choose(front, 2), best)] == ["net-top1_0", "net-top1_1"]
 
 
-def test_exit_filter_counts_active_exits():
-    archs = [{"id": i, "b": b} for i, b in enumerate([[1, 0, 1], [1, 1, 1], [0, 0, 1], [1, 0, 1]])]
-    kept = with_exits(entries([(90, 5)] * 4, archs), 2)
-    assert [e.arch["id"] for e in kept] == [0, 3]
-    with pytest.raises(UsageError, match=r"no network has 2 active exits \(they have \[1, 3\]\)"):
-        with_exits(entries([(90, 5)] * 2, archs[1:3]), 2)
+def test_exit_filter_counts_early_exits():
+    space = CBNMobileNetV3Space(lr=16, ur=16)
+    base = space.ofa.smallest()
+    flags = [[1, 0, 1, 0], [1, 1, 1, 0], [0, 0, 1, 0], [1, 0, 0, 1]]
+    archs = [{**base, "b": b} for b in flags]
+    kept = with_exits(entries([(90, 5)] * 4, archs), 2, space)
+    assert [e.arch["b"] for e in kept] == [flags[0], flags[3]]
+    with pytest.raises(UsageError, match=r"no network has 2 early exits \(they have \[1, 3\]\)"):
+        with_exits(entries([(90, 5)] * 2, archs[1:3]), 2, space)
     with pytest.raises(UsageError, match="this search has no early-exit networks"):
-        with_exits(entries([(90, 5)]), 1)
+        with_exits(entries([(90, 5)]), 1, space.ofa)
 
 
 def test_choices_are_deterministic_with_equal_points():

@@ -79,3 +79,18 @@ def test_cnas_script_needs_its_data(tmp_path):
         env={"DATA": str(tmp_path / "nodata"), "SUPERNET": str(tmp_path / "none.pth")},
     )
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+@pytest.mark.parametrize(
+    ("script", "space"), [("search_edanas.sh", "eemobilenetv3"), ("search_nachos.sh", "cbnmobilenetv3")]
+)
+def test_early_exit_scripts_search_avg_macs(script, space, weights, tmp_path):
+    save = tmp_path / "run"
+    flags = [*TINY, "--warmup_ee_epochs", "0", "--ee_epochs", "0", "--supernet_path", weights, "--save", str(save)]
+    done = run_script(ROOT / "scripts" / script, *flags)
+    assert done.returncode == 0, done.stderr[-2000:]
+    stats = json.loads((save / "iter_1.stats").read_text())
+    assert stats["objectives"] == ["top1", "avg_macs"] and stats["config"]["search_space"] == space
+    assert len(stats["archive"]) == 6 and "avg_macs" in stats["surrogate"]
+    entry = stats["evaluations"]["entries"][0]["stats"]
+    assert entry["avg_macs"] <= entry["macs"] + sum(entry["head_macs"]) and len(entry["exits_ratio"]) >= 1

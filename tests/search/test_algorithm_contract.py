@@ -100,3 +100,19 @@ def test_nsga2_survival_on_tied_objectives_is_fixed_by_the_seed():
     assert len({survivors(seed) for seed in range(20)}) > 1  # the tie is broken at random, by the seed
     proposals = {tuple(map(str, algorithm.ask(archive, 1)[0])) for _ in range(20)}
     assert len(proposals) == 1
+
+
+def test_msunas_predicts_a_measured_second_objective_and_records_its_surrogate():
+    objectives = [create_objective("top1"), create_objective("avg_macs")]
+    ctx = SearchContext(SPACE, objectives, build_constraints(objectives, mmax=0.05), COSTS, seed=0)
+    algorithm = create_algorithm("msunas", ctx, n_iter=3, predictor="carts", sec_predictor="gp", pop_size=8, n_gen=3)
+    archive = Archive(SPACE)
+    design = algorithm.initial(12)
+    evaluated(design, 0, archive)
+    for entry in archive.entries:  # half the inputs leave at an exit costing a fifth of the backbone
+        entry.stats["avg_macs"] = 0.6 * entry.stats["macs"]
+    archs, info = algorithm.ask(archive, 1)
+    surrogate = info["surrogate"]
+    assert len(archs) == 3 and surrogate["winner"] == "carts"
+    assert surrogate["avg_macs"]["name"] == "gp" and len(surrogate["avg_macs"]["predicted"]) == 3
+    assert {"tau", "rmse", "rho"} <= set(surrogate["avg_macs"]) and 0.0 <= surrogate["phi"] <= 1.0

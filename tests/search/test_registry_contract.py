@@ -25,10 +25,12 @@ def test_every_objective_is_configurable_and_finite(name):
     assert set(objective_parameters(name)) <= FIELDS, "each parameter of an objective is a search flag"
     objective = SearchConfig(sec_obj=name).objective(name)
     assert objective.name == name and objective.label and OBJECTIVES.entry(name).help
-    value = objective.value({**COSTS, "top1": 90.0})
-    assert math.isfinite(value)
+    measured = {key: 90.0 for key in objective.needs if key not in COSTS}
+    assert math.isfinite(objective.value({**COSTS, **measured}))
     if objective.cheap:
-        assert set(objective.needs) <= set(COSTS), "a cheap objective is computable from the cost function alone"
+        assert not measured, "a cheap objective is computable from the cost function alone"
+    by = {key for e in EVALUATORS.entries() for key in EVALUATORS.get(e.name).measures}
+    assert set(measured) <= by, "a number no cost function computes is measured by some evaluator"
 
 
 @pytest.mark.parametrize("name", CONSTRAINTS.names(aliases=False))
@@ -67,5 +69,5 @@ def test_help_lists_every_registered_choice(flag, capsys):
 def test_an_unknown_evaluator_is_one_line_and_exit_2(tmp_path, capsys):
     assert run_cli(msunas.main, ["--evaluator", "bogus", "--save", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: unknown evaluator 'bogus'; choose one of: supernet") and err.count("\n") == 1
+    assert err.startswith("error: unknown evaluator 'bogus'; choose one of: ee, supernet") and err.count("\n") == 1
     assert not (tmp_path / "run").exists()

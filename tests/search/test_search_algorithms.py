@@ -5,7 +5,7 @@ import pytest
 from pymoo.core.problem import Problem
 
 from search.algorithms import CanonicalRepair, IntegerPolynomialMutation, SearchContext, SurrogateProblem
-from search.objectives import create_objective
+from search.objectives import build_constraints, create_objective
 from search.surrogate import SurrogateFeatures
 from search_space.ofa_mbv3 import OFAMobileNetV3Space
 
@@ -61,3 +61,31 @@ def test_the_surrogate_problem_minimises_predicted_error_beside_exact_costs():
     np.testing.assert_allclose([r["top1"] for r in records], 100.0 - predicted)
     with pytest.raises(ValueError, match="features"):
         SurrogateProblem(ctx, LinearError())
+
+
+class MacsFraction:
+    """A stand-in predictor of `avg_macs`: a fixed fraction of the log-MACs feature plus one."""
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return 1.0 + 10.0 * x[:, -2]
+
+
+def test_a_measured_second_objective_is_predicted_and_its_bound_folds_in_with_phi():
+    objectives = [create_objective("top1"), create_objective("avg_macs")]
+    constraints = build_constraints(objectives, mmax=6.0, pmax=100.0)
+    ctx = SearchContext(SPACE, objectives, constraints, COSTS)
+    assert ctx.predicted_keys == ("avg_macs",)
+    assert [c.name for c in ctx.blended()] == ["mmax"]
+    features = SurrogateFeatures(SPACE, COSTS)
+    problem = SurrogateProblem(ctx, LinearError(), features, {"avg_macs": MacsFraction()})
+    assert problem.n_ieq_constr == 1  # pmax stays a constraint; mmax on a predicted key does not
+    genomes = np.array([SPACE.encode(a) for a in SPACE.sample(40, np.random.default_rng(2))])
+    predicted = MacsFraction().predict(features(genomes))
+    assert 0 < np.mean(predicted <= 6.0) < 1
+    out: dict = {}
+    problem._evaluate(genomes, out)
+    phi = np.mean(predicted <= 6.0)
+    assert problem.phi == pytest.approx(phi)
+    np.testing.assert_allclose(out["F"][:, 1], phi * predicted + (1 - phi) * np.maximum(predicted - 6.0, 0.0))
+    np.testing.assert_allclose(out["G"][:, 0], [COSTS(SPACE.decode(g)).params - 100.0 for g in genomes])
+    np.testing.assert_allclose([r["avg_macs"] for r in problem.records(genomes)], predicted)  # records stay raw

@@ -28,8 +28,19 @@ def record(top1=90.0, params=1.0, macs=80.0, activations=3.0, peak_act=0.5) -> d
 
 def test_registry_holds_the_computable_objectives():
     assert {"top1", "params", "macs", "activations", "peak_act", "latency", "tiny_ml"} <= set(list_objectives())
-    for later in ("avg_macs", "top1_robust"):  # registered with their methods, not here
-        assert later not in list_objectives()
+    assert "avg_macs" in list_objectives()
+    assert "top1_robust" not in list_objectives()  # registered with its method, not yet here
+
+
+def test_avg_macs_is_measured_and_takes_over_mmax():
+    avg = create_objective("avg_macs")
+    assert not avg.cheap and avg.needs == ("avg_macs",) and avg.bound == "mmax"
+    assert avg.value({"avg_macs": 12.5}) == 12.5
+    mmax, top1min = build_constraints([create_objective("top1"), avg], mmax=10.0, top1min=80.0)
+    assert mmax == Constraint("mmax", "avg_macs", 10.0, upper=True, cheap=False)
+    assert mmax.violation({"avg_macs": 12.5, "macs": 5.0}) == pytest.approx(2.5)
+    assert top1min.key == "top1"
+    assert build_constraints([create_objective("macs")], mmax=10.0)[0].key == "macs"
 
 
 def test_unknown_objective_is_a_usage_error_listing_the_choices():

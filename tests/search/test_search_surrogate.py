@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from evaluator import EvalResult
-from search.surrogate import SurrogateFeatures, with_outcome
+from search.surrogate import CostRecords, SurrogateFeatures, with_outcome
 from search_space.ofa_mbv3 import OFAMobileNetV3Space
 from tests.search_space.tiny_space import TinySpace
 
@@ -58,3 +58,21 @@ def test_outcome_pairs_predictions_with_measurements_and_skips_failures():
     assert record["measured_top1"] == [70.0, None, 72.0, 71.0]
     assert record["prospective_tau"] == pytest.approx(1.0)  # 69 < 70.5 < 73 ranks 70 < 71 < 72 right
     assert with_outcome({"tau": 0.5}, results) == {"tau": 0.5}
+
+
+def test_cost_records_count_each_genome_once_and_hand_out_copies():
+    space = TinySpace()
+    costs = space.cost_function(10)
+    calls = []
+
+    def counted(arch):
+        calls.append(arch)
+        return costs(arch)
+
+    records = CostRecords(space, counted)
+    genomes = np.array([space.encode(a) for a in space.sample(5, np.random.default_rng(0))])
+    first = records(np.concatenate([genomes, genomes]))
+    assert len(calls) == len(np.unique(genomes, axis=0))
+    assert first[: len(genomes)] == first[len(genomes) :] == [costs(space.decode(g)).as_dict() for g in genomes]
+    first[0]["top1"] = 50.0
+    assert "top1" not in records(genomes[:1])[0] and len(calls) == len(np.unique(genomes, axis=0))

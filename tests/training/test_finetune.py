@@ -153,3 +153,28 @@ def test_evaluator_fine_tunes_through_the_shared_loop_with_common_random_numbers
     assert all(r.ok for r in results)
     expected = FineTuneConfig(epochs=3, optim=OptimConfig(lr=0.02), seed=5, mixed_precision=False)
     assert seen == [expected, expected]
+
+
+def test_a_custom_loss_is_trained_on_and_reported(splits, supernet):
+    seen = []
+
+    def loss(output, y):
+        value = finetune_module.F.cross_entropy(output, y) * 2  # no label smoothing, doubled
+        seen.append(float(value.detach()))
+        return value
+
+    tuner = FineTuner(fresh(supernet), splits, 16, dataclasses.replace(CFG, epochs=1), CPU, loss=loss)
+    mean = tuner.train_epoch()
+    assert len(seen) == tuner.steps_per_epoch and mean == pytest.approx(sum(seen) / len(seen))
+    a, b = fresh(supernet), fresh(supernet)
+    fine_tune(a, splits, 16, CFG, CPU, loss=loss)
+    fine_tune(b, splits, 16, CFG, CPU)
+    assert not torch.equal(a.classifier.linear.weight, b.classifier.linear.weight)
+
+
+def test_only_the_given_parameters_are_optimised(splits, supernet):
+    model = fresh(supernet)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    fine_tune(model, splits, 16, CFG, CPU, params=model.classifier.parameters())
+    moved = {k for k, v in model.named_parameters() if not torch.equal(v, before[k])}
+    assert moved and moved == {k for k in before if k.startswith("classifier.")}

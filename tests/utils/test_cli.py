@@ -72,6 +72,22 @@ def test_missing_names_keep_defaults_and_unknown_ones_are_ignored():
     assert dataclass_from_record(Outer, {"batch_size": 3, "other": 1}) == Outer(inner=Inner(lr=0.5, batch_size=3))
 
 
+@dataclasses.dataclass(frozen=True)
+class Derived(Outer):
+    total: int = dataclasses.field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "total", self.inner.batch_size * 2)
+
+
+def test_a_derived_field_is_recorded_but_has_no_flag_and_is_never_read_back():
+    parser = add_dataclass_flags(ArgumentParser(prog="t"), Derived)
+    assert "--total" not in parser.format_help()
+    cfg = dataclass_from_args(Derived, parser.parse_args(["--batch_size", "3"]))
+    assert cfg.total == 6 and flat_record(cfg)["total"] == 6
+    assert dataclass_from_record(Derived, {**flat_record(cfg), "total": 99}) == cfg
+
+
 def test_a_name_twice_in_the_flattened_config_is_a_bug():
     with pytest.raises(ValueError, match="field 'lr' appears twice"):
         flat_record(Clash())

@@ -68,3 +68,20 @@ def test_import_submodules_imports_every_module_but_the_skipped(tmp_path, monkey
 
     import_submodules("pkg_for_test", pkg_for_test.__path__, skip={"b"})
     assert sys.modules["pkg_for_test.a"].LOADED and "pkg_for_test.b" not in sys.modules
+
+
+def test_a_class_registers_only_under_its_own_name():
+    registry: Registry[object] = Registry("widget")
+
+    @registry.register_class("round", help="a round one")
+    class Round:
+        name = "round"
+
+    assert registry.get("round") is Round and registry.entry("round").help == "a round one"
+    with pytest.raises(ValueError, match="widget class Square has name 'box' but is registered as 'square'"):
+
+        @registry.register_class("square")
+        class Square:
+            name = "box"
+
+    assert "square" not in registry
