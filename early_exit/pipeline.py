@@ -191,21 +191,20 @@ def split_outputs(
 
 
 def measure_exits(
-    net: EarlyExitNet,
+    costs: ExitCosts,
     outputs: ExitOutputs,
     labels: Tensor,
     method: str,
     epsilon: Sequence[float] | None,
-    resolution: int,
     mmax: float | None = None,
     top1min: float | None = None,
 ) -> ExitMeasurement:
-    """The policy's result on `outputs` with thresholds `epsilon`, tuned on these outputs when None.
+    """The policy's result on `outputs` of a network whose exits cost `costs`, with thresholds `epsilon`.
 
-    Over a `mmax` budget the thresholds are then repaired (never below `top1min`). Both choose: pass validation
-    outputs, and measure a test split with the thresholds chosen there.
+    The thresholds are tuned on these outputs when `epsilon` is None, then, over a `mmax` budget, repaired (never
+    below `top1min`). Both choose: pass validation outputs, and measure a test split with the thresholds chosen
+    there.
     """
-    costs = exit_costs(net, resolution)
     policy = policy_for(method)
     if epsilon is None:
         result = tune_epsilon(outputs, labels, policy, costs)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from early_exit.config import EENetTrainConfig
+from early_exit.costs import ExitCosts, exit_costs
 from early_exit.model import EarlyExitNet
 from early_exit.pipeline import ExitMeasurement, ExitTrainer, attach_exits, measure_exits, split_outputs
 from search_space import SEARCH_SPACES, Arch, SearchSpace, create_search_space, read_subnet
@@ -105,6 +107,11 @@ class EENetTrainer(NetTrainer):
         """The early-exit training loop (heads alone during the warm-up), with the run's `--mmax`."""
         return ExitTrainer(self.model, self.splits, self.resolution, self.cfg.ee, tune, self.device, self.cfg.mmax)
 
+    @cached_property
+    def exit_costs(self) -> ExitCosts:
+        """The network's exact per-exit costs (fixed once the exits are attached)."""
+        return exit_costs(self.model, self.resolution)
+
     def measure_split(self, split: str, epsilon: Sequence[float] | None, mmax: float | None) -> ExitMeasurement:
         """The network on `split` with thresholds `epsilon`, chosen there when None and repaired to `mmax` if given.
 
@@ -114,7 +121,7 @@ class EENetTrainer(NetTrainer):
         if not all(bool(torch.isfinite(logits).all()) for logits in outputs.logits):
             raise not_finite(f"non-finite logits on the {split} split")
         method, top1min = self.cfg.ee.method, self.cfg.top1min
-        return measure_exits(self.model, outputs, labels, method, epsilon, self.resolution, mmax, top1min)
+        return measure_exits(self.exit_costs, outputs, labels, method, epsilon, mmax, top1min)
 
     def _validation(self) -> ExitMeasurement:
         """The network on the validation split, thresholds chosen there (or the genome's) within `--mmax`."""

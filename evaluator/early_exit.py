@@ -79,5 +79,5 @@ class EarlyExitEvaluator(SupernetEvaluator):
             trainer.train_epoch()
         outputs, labels = split_outputs(net, self.splits, "valid", resolution, self.device, cfg.valid_limit)
         epsilon = None if cfg.ee.tune_epsilon else self.ee_space.thresholds(arch)
-        measured = measure_exits(net, outputs, labels, method, epsilon, resolution, cfg.mmax, cfg.top1min)
+        measured = measure_exits(trainer.costs, outputs, labels, method, epsilon, cfg.mmax, cfg.top1min)
         return net, measured.result.top1, {"params": measured.costs.params, **measured.stats()}

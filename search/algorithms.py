@@ -29,7 +29,14 @@ from pymoo.optimize import minimize
 from acc_predictor import create_predictor, min_points
 from acc_predictor.base import Predictor
 from search.archive import Archive
-from search.objectives import Constraint, Objective, constraint_matrix, feasible_front, objective_matrix
+from search.objectives import (
+    Constraint,
+    Objective,
+    constraint_matrix,
+    feasible_front,
+    measured_keys,
+    objective_matrix,
+)
 from search.pareto import reference_point, select_hypervolume, select_spread
 from search.surrogate import CostRecords, SurrogateFeatures
 from search_space.base import Arch, CostFunction, SearchSpace
@@ -64,9 +71,7 @@ class SearchContext:
 
         A surrogate search predicts each with a second predictor (`avg_macs` of early-exit networks).
         """
-        needs = [k for o in self.objectives if not o.cheap for k in o.needs]
-        needs += [c.key for c in self.constraints if not c.cheap]
-        return tuple(dict.fromkeys(k for k in needs if k != "top1"))
+        return tuple(k for k in measured_keys(self.objectives, self.constraints) if k != "top1")
 
     def blended(self) -> list[Constraint]:
         """Constraints on predicted keys, which the surrogate folds into the objective (NACHOS) instead of `G`."""

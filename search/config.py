@@ -22,6 +22,7 @@ from search.objectives import (
     build_constraints,
     create_objective,
     list_constraints,
+    measured_keys,
     objective_parameters,
 )
 from search_space import SEARCH_SPACES, SearchSpace, create_search_space
@@ -109,9 +110,7 @@ class SearchConfig:
     def check_measured(self) -> None:
         """A `UsageError` when an objective or constraint needs a number the evaluator does not measure."""
         evaluator = EVALUATORS.get(self.evaluator_name)
-        needs = [k for o in map(self.objective, self.objectives) if not o.cheap for k in o.needs]
-        needs += [c.key for c in self.constraints() if not c.cheap]
-        for key in dict.fromkeys(needs):
+        for key in measured_keys([self.objective(name) for name in self.objectives], self.constraints()):
             if key not in evaluator.measures:
                 by = [e.name for e in EVALUATORS.entries() if key in EVALUATORS.get(e.name).measures]
                 spaces = [e.name for e in SEARCH_SPACES.entries() if SEARCH_SPACES.get(e.name).default_evaluator in by]

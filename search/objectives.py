@@ -36,6 +36,7 @@ __all__ = [
     "feasible",
     "feasible_front",
     "list_objectives",
+    "measured_keys",
     "objective_matrix",
     "register_objective",
 ]
@@ -243,6 +244,12 @@ def build_constraints(objectives: Sequence[Objective] = (), **bounds: float | No
             constraint = replace(constraint, key=owners[e.name].needs[0], cheap=owners[e.name].cheap)
         out.append(constraint)
     return out
+
+
+def measured_keys(objectives: Sequence[Objective], constraints: Sequence[Constraint]) -> tuple[str, ...]:
+    """The record keys that objectives and constraints need and only an evaluation measures, in first-use order."""
+    needs = [k for o in objectives if not o.cheap for k in o.needs] + [c.key for c in constraints if not c.cheap]
+    return tuple(dict.fromkeys(needs))
 
 
 def feasible(stats: Mapping[str, object], constraints: Sequence[Constraint]) -> bool:
