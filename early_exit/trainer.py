@@ -7,6 +7,8 @@ hooks make the network an `EarlyExitNet` trained by `early_exit.pipeline.ExitTra
 - Starting weights are a backbone's (`net.inherited`, a single-exit `ckpt.pth`), whose heads then start fresh from
   `--seed`, or an early-exit network's (`ckpt.pth` of the `ee` evaluator or of an earlier run), told apart by their
   keys (`is_early_exit_state`).
+- The selected epoch is the best trained one by validation top-1 among those whose thresholds meet `--mmax`
+  (`EENetTrainer._rank`); fresh heads' epoch 0 is never chosen when there are epochs to train.
 - Each epoch is validated as the search does (`early_exit.pipeline.measure_exits`): thresholds tuned on the
   validation split with `--tune_epsilon` or when the space has none, else the genome's, repaired to `--mmax`. The
   test split is measured once, with the thresholds chosen on validation.
@@ -56,6 +58,8 @@ class EENetTrainer(NetTrainer):
     cfg: EENetTrainConfig
     space: EarlyExitSpace
     model: EarlyExitNet
+    fresh_heads: bool
+    """Whether the exit heads started fresh (from `--seed`) rather than from an early-exit network's weights."""
 
     def _read_subnet(self, path: Path) -> tuple[SearchSpace, Arch]:
         """The early-exit space (`--search_space`, else the one the exit key names) and the subnet's architecture."""
@@ -96,6 +100,7 @@ class EENetTrainer(NetTrainer):
     def _build_model(self, weights: dict[str, torch.Tensor] | None, path: Path) -> nn.Module:
         """The backbone with a backbone's weights, its exit heads attached (seeded), or a whole network's weights."""
         whole = weights is not None and is_early_exit_state(weights)
+        self.fresh_heads = not whole
         backbone = super()._build_model(None if whole else weights, path)
         cfg = self.cfg
         net = attach_exits(self.space, backbone, self.arch, self.n_classes, cfg.ee.method, seed=cfg.seed)
@@ -132,6 +137,16 @@ class EENetTrainer(NetTrainer):
         """The early-exit network's validation top-1, average MACs and thresholds."""
         result = self._validation().result
         return {"valid_top1": result.top1, "valid_avg_macs": result.avg_macs, "epsilon": result.epsilon}
+
+    def _rank(self, epoch: int, numbers: dict[str, Any]) -> list[Any]:
+        """Trained heads first, then thresholds within `--mmax`, then validation top-1, then fewer average MACs.
+
+        Epoch 0 of freshly attached heads is passed over when training follows: its untrained exits are never
+        confident, so it would win on top-1 with every input leaving at the last exit.
+        """
+        untrained = epoch == 0 and self.fresh_heads and self.cfg.epochs > 0
+        mmax, avg_macs = self.cfg.mmax, numbers["valid_avg_macs"]
+        return [not untrained, mmax is None or avg_macs <= mmax, numbers["valid_top1"], -avg_macs]
 
     def _selected(self) -> dict[str, Any]:
         """Both splits' exit numbers: validation (which chooses the thresholds), then test once with them."""

@@ -309,14 +309,19 @@ class NetTrainer:
         """The current weights' numbers on the validation split, for the history; `valid_top1` selects the best."""
         return {"valid_top1": self.measure("valid")}
 
+    def _rank(self, epoch: int, numbers: dict[str, Any]) -> list[Any]:
+        """How good epoch `epoch` is by its validation `numbers`, compared as a list (greater is better): top-1."""
+        return [numbers["valid_top1"]]
+
     def _end_epoch(self, loss: float | None) -> None:
-        """Validate, record, keep the weights if they are the best so far (ties keep the earlier epoch)."""
+        """Validate, record, keep the weights if they rank best so far (ties keep the earlier epoch)."""
         epoch = self.tuner.epoch
         numbers = self._validate()
         top1 = numbers["valid_top1"]
         self.history.append({"epoch": epoch, "train_loss": loss, **numbers})
-        if not self.best or top1 > self.best["valid_top1"]:
-            self.best = {"epoch": epoch, "valid_top1": top1, "state_dict": cpu_state_dict(self.model)}
+        rank = self._rank(epoch, numbers)
+        if not self.best or rank > self.best["rank"]:
+            self.best = {"epoch": epoch, "valid_top1": top1, "rank": rank, "state_dict": cpu_state_dict(self.model)}
         log.info(
             "epoch %d/%d: %svalid top-1 %.2f%% (best %.2f%%, epoch %d)",
             epoch,

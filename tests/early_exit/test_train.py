@@ -190,6 +190,34 @@ def test_thresholds_are_chosen_on_validation_and_the_test_split_only_measured_wi
     assert stats["test"]["epsilon"] == stats["valid"]["epsilon"] == stats["history"][stats["best_epoch"]]["epsilon"]
 
 
+# Validation (top-1, avg MACs) by epoch: epoch 0 has the best top-1, epoch 2 the best trained one, epoch 1 fewest MACs.
+BY_EPOCH = [(90.0, 5.0), (80.0, 3.0), (85.0, 4.0)]
+
+
+@pytest.mark.parametrize(
+    ("start", "args", "selected"),
+    [
+        ("backbone", [], 2),  # fresh heads: epoch 0's untrained exits never leave early; it is passed over
+        ("backbone", ["--mmax", "3.5"], 1),  # the best trained epoch within the budget
+        ("backbone", ["--mmax", "1"], 2),  # none fits: the best trained one
+        ("early-exit network", [], 0),  # trained heads: epoch 0 competes
+    ],
+)
+def test_selection_passes_over_fresh_heads_and_prefers_the_budget(folder, supernet, monkeypatch, start, args, selected):
+    net_dir = folder("ee")
+    if start != "backbone":
+        net = early_exit_net(supernet, EE_ARCH, "joint", seed=3)
+        torch.save(subnet_checkpoint(net, EE_ARCH, 10, 1.0), net_dir / "net.inherited")
+
+    def validate(self):
+        top1, avg_macs = BY_EPOCH[self.tuner.epoch]
+        return {"valid_top1": top1, "valid_avg_macs": avg_macs, "epsilon": [0.2, 0.1]}
+
+    monkeypatch.setattr(ee_trainer.EENetTrainer, "_validate", validate)
+    assert run(net_dir, "--method", "joint", *args) == 0
+    assert stats_of(net_dir)["best_epoch"] == selected
+
+
 def test_resumed_run_equals_uninterrupted_run(folder, tmp_path, monkeypatch, capsys):
     whole = folder("cbn")
     cut = Path(shutil.copytree(whole, tmp_path / "cut"))
