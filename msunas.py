@@ -88,18 +88,22 @@ def front_table(search: Search) -> pd.DataFrame:
     else:
         rows = sorted(range(len(archive)), key=lambda i: -archive.entries[i].stats["top1"])[:5]
     sec_obj = search.config.sec_obj
+    first = search.ctx.objectives[0]
+    robust = [] if first.name == "top1" else [first.name, *(k for k in first.needs if k != "top1")]
     costs = dict.fromkeys(("params", "macs", "activations", *([sec_obj] if sec_obj else [])))
     table = pd.DataFrame(
         [
             {
                 "iter": archive.entries[i].iteration,
                 "top1": archive.entries[i].stats["top1"],
+                **{k: archive.entries[i].stats.get(k) for k in robust[1:]},
+                **({first.name: first.value(archive.entries[i].stats)} if robust else {}),
                 **{k: archive.entries[i].stats.get(k) for k in costs},
                 "arch": search.ctx.space.summary(archive.entries[i].arch),
             }
             for i in rows
         ],
-        columns=["iter", "top1", *costs, "arch"],
+        columns=["iter", "top1", *robust[1:], *robust[:1], *costs, "arch"],
     )
     return table.sort_values(sec_obj or "top1", ascending=bool(sec_obj))
 
@@ -137,7 +141,8 @@ def next_commands(cfg: SearchConfig, iteration: int) -> list[str]:
     if isinstance(cfg.space(), EarlyExitSpace):
         train = f"python -m early_exit.train --subnet {subnet} --method {cfg.ee.method} --export onnx{flags}{space}"
     else:
-        train = f"python train.py --subnet {subnet} --epochs 3 --export onnx{flags}{space}"
+        robust = " --eval_robust --ood_eval" if cfg.robust.eval_robust else ""
+        train = f"python train.py --subnet {subnet} --epochs 3 --export onnx{flags}{space}{robust}"
     return [
         f"python post_search.py --save {final} --expr {cfg.save}/iter_{iteration}.stats -n 2 --prefer {prefer}",
         train,

@@ -86,10 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(cfg.save)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--save {out} is a file, not a folder")
-    search, archive, folder = read_search(cfg.expr, scan=cfg.get_archive)
+    finished = read_search(cfg.expr, scan=cfg.get_archive)
+    search, archive, folder = finished.config, finished.archive, finished.folder
     entries = archive.entries if cfg.n_exits is None else with_exits(archive.entries, cfg.n_exits, search.space())
-    front = build_front(entries, [search.objective(name) for name in search.objectives], search.constraints())
-    chooser = create_chooser(cfg.prefer, search.objective)
+    front = build_front(entries, [finished.objective(name) for name in search.objectives], search.constraints())
+    chooser = create_chooser(cfg.prefer, finished.objective)
     choices = name_choices(chooser.label, choose(front, chooser, cfg.n), most_accurate=front.ranked()[0])
     inheritance = load_inheritance(cfg.supernet_path, search)
 
@@ -103,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         entry = front.entries[choice.index]
         net = find_net_folder(folder, entry, archive)
         ckpt = net / "ckpt.pth" if net is not None and (net / "ckpt.pth").is_file() else None
-        write_choice(out / choice.name, entry, ckpt, inheritance)
+        write_choice(out / choice.name, entry, ckpt, inheritance, [o for o in front.objectives if o.fit is not None])
         stats = entry.stats
         costs = ", ".join(f"{k} {stats[k]:.3f} M" for k in ("params", "macs", "activations") if k in stats)
         print(f"{out / choice.name}: top1 {stats['top1']:.2f} %, {costs} (iteration {entry.iteration})")

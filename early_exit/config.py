@@ -119,6 +119,9 @@ class EENetTrainConfig(NetTrainConfig):
             **super().checks(),
             "--mmax must be > 0": self.mmax is None or self.mmax > 0,
             "--top1min must lie in [0, 100]": self.top1min is None or 0 <= self.top1min <= 100,
+            "--eval_robust and --ood_eval measure single-exit networks (train.py), not early-exit ones": not (
+                self.robust.measures
+            ),
         }
 
     def validate(self) -> EENetTrainConfig:

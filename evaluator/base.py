@@ -123,6 +123,13 @@ class Evaluator(ABC):
     name: str = ""
     measures: ClassVar[tuple[str, ...]] = ("top1",)
     """Record keys this evaluator measures that no cost function computes (objectives and constraints on them)."""
+    switches: ClassVar[Mapping[str, str]] = {}
+    """Keys this evaluator measures only when a flag asks for them, with the flag (`robustness`: --eval_robust)."""
+
+    @classmethod
+    def measured(cls, search: SearchConfig) -> tuple[str, ...]:
+        """The record keys an evaluation measures under a search's settings: `measures` plus those switched on."""
+        return cls.measures
 
     @classmethod
     @abstractmethod

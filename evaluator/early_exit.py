@@ -9,8 +9,9 @@ the network on the validation split (`early_exit.pipeline`). The result's `top1`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import nn
 
@@ -52,11 +53,19 @@ class EarlyExitEvaluator(SupernetEvaluator):
 
     name = "ee"
     measures = ("top1", "avg_macs")
+    switches: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def measured(cls, search: SearchConfig) -> tuple[str, ...]:
+        """`top1` and `avg_macs`: the robustness measurements are for single-exit networks."""
+        return cls.measures
 
     @classmethod
     def arguments(cls, search: SearchConfig) -> dict[str, object]:
         """`{"config": EarlyExitEvalConfig}` for a search, every input checked (the space must have exits)."""
         check_early_exit_space(search.space())
+        if search.robust.measures:
+            raise UsageError("--eval_robust and --ood_eval measure single-exit networks, not the ee evaluator's")
         base = super().arguments(search)["config"]
         assert isinstance(base, SupernetEvalConfig)
         inherited = {f.name: getattr(base, f.name) for f in fields(SupernetEvalConfig)}

@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import nn
 
@@ -26,6 +26,8 @@ from data import DatasetSplits, SplitSpec, create_dataset, validation_split
 from evaluator.base import EvalResult, Evaluator, write_result
 from evaluator.registry import register_evaluator
 from hw.systolic import DEFAULT_ARRAY
+from robustness.config import RobustConfig
+from robustness.measure import RobustnessMeasurement
 from search_space import Arch, SearchSpace, create_search_space
 from supernets.card import card_split
 from training.bn import recalibrate_bn
@@ -67,6 +69,7 @@ class SupernetEvalConfig:
     device: str = "auto"
     num_workers: int = 0
     systolic_array: tuple[int, int] = DEFAULT_ARRAY
+    robust: RobustConfig = field(default_factory=RobustConfig)
 
     def validate(self) -> SupernetEvalConfig:
         """`self` after checking the values a user may get wrong."""
@@ -75,6 +78,7 @@ class SupernetEvalConfig:
         if self.n_bn_cal < 1 or self.n_epochs < 0:
             raise UsageError("need --n_bn_cal >= 1 and --n_epochs >= 0")
         self.optim.validate()
+        self.robust.validate()
         if self.valid_limit is not None and self.valid_limit < 1:
             raise UsageError(f"the validation limit must be >= 1, got {self.valid_limit}")
         return self
@@ -102,6 +106,12 @@ class SupernetEvaluator(Evaluator):
     """Evaluates subnets of one supernet, whose weights are loaded once, at construction."""
 
     name = "supernet"
+    switches: ClassVar[Mapping[str, str]] = {"robustness": "--eval_robust", "mCE": "--ood_eval"}
+
+    @classmethod
+    def measured(cls, search: SearchConfig) -> tuple[str, ...]:
+        """`top1`, plus `robustness` with `--eval_robust` and `mCE` with `--ood_eval`."""
+        return (*cls.measures, *search.robust.measures)
 
     @classmethod
     def arguments(cls, search: SearchConfig) -> dict[str, object]:
@@ -122,9 +132,11 @@ class SupernetEvaluator(Evaluator):
             width_mult=search.width_mult,
             n_bn_cal=search.n_bn_cal,
             n_epochs=search.n_epochs,
+            optim=OptimConfig(sharpness=search.sharpness),
             save_ckpt=search.save_ckpt,
             device=search.device,
             systolic_array=search.array,
+            robust=search.robust,
         ).validate()
         split = validation_split(
             card_split(path, search.dataset),
@@ -146,6 +158,7 @@ class SupernetEvaluator(Evaluator):
         self.supernet = self.space.load_supernet(config.supernet_path, n_classes, config.width_mult)
         self.supernet.to(self.device).eval()
         self.costs = self.space.cost_function(n_classes, config.width_mult, config.systolic_array)
+        self.robustness = RobustnessMeasurement(config.robust, dataset=config.dataset, search=True)
         n_valid = min(len(self.splits.valid), config.valid_limit or len(self.splits.valid))
         log.info(
             "validating on %d %s images (split seed %d): top-1 moves in steps of %.2f points",
@@ -205,7 +218,20 @@ class SupernetEvaluator(Evaluator):
             device=self.device,
             limit=cfg.valid_limit,
         )
-        return subnet, top1, {}
+        return subnet, top1, self._robustness(subnet, arch)
+
+    def _robustness(self, subnet: nn.Module, arch: Arch) -> dict[str, Any]:
+        """The robustness numbers asked for (`--eval_robust`, `--ood_eval`), on the validation split only."""
+        cfg = self.config
+        return self.robustness.measure(
+            subnet,
+            self.splits,
+            self.space.resolution(arch),
+            seed=cfg.seed,
+            batch_size=cfg.eval_batch_size,
+            device=self.device,
+            limit=cfg.valid_limit,
+        )
 
     def _subnet(self, arch: Arch) -> nn.Module:
         """The extracted subnet of `arch`, recalibrated (and fine-tuned) on the training split."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from postsearch.selection import Front
 from search.archive import Entry
 from search.config import SearchConfig
 from search.files import entry_row
-from search.objectives import objective_matrix
+from search.objectives import Objective, objective_matrix
 from search.plots import plot_front
 from search_space import SearchSpace
 from supernets.card import card_split
@@ -111,11 +112,18 @@ def load_inheritance(supernet_path: str | None, search: SearchConfig) -> Inherit
     return Inheritance(space, supernet, n_classes, search.width_mult, card_split(path, search.dataset))
 
 
-def write_choice(folder: Path, entry: Entry, ckpt: Path | None, inheritance: Inheritance | None) -> Path:
-    """Write one choice's folder (replacing whatever is at `folder`); see the module docstring."""
+def write_choice(
+    folder: Path, entry: Entry, ckpt: Path | None, inheritance: Inheritance | None, fitted: Sequence[Objective] = ()
+) -> Path:
+    """Write one choice's folder (replacing whatever is at `folder`); see the module docstring.
+
+    `fitted` objectives (normalised over the archive, like `top1_robust`) add their value for this network and
+    the parameters they were normalised with to `net.stats`.
+    """
+    derived = {k: v for o in fitted for k, v in (*o.params, (o.name, o.value(entry.stats)))}
     with atomic_folder(folder) as tmp:
         write_text(tmp / SUBNET, json.dumps(entry.arch))
-        write_json(tmp / STATS, entry.stats)
+        write_json(tmp / STATS, {**entry.stats, **derived})
         if ckpt is not None:
             shutil.copyfile(ckpt, tmp / CKPT)
         if inheritance is not None:

@@ -34,6 +34,7 @@ from search.objectives import (
     Objective,
     constraint_matrix,
     feasible_front,
+    fit_objectives,
     measured_keys,
     objective_matrix,
 )
@@ -61,9 +62,22 @@ class SearchContext:
     seed: int = 0
     cost_records: CostRecords = field(init=False, repr=False)
     """The exact cost metrics of genomes, computed without training (memoised)."""
+    declared: list[Objective] = field(init=False, repr=False)
+    """The objectives as the search declares them, before any is normalised over the archive."""
 
     def __post_init__(self) -> None:
         self.cost_records = CostRecords(self.space, self.costs)
+        self.declared = list(self.objectives)
+
+    def fit_objectives(self, records: list[dict[str, Any]]) -> None:
+        """Normalise the objectives that depend on the archive (`top1_robust`'s `alpha_norm`) over `records`."""
+        self.objectives = fit_objectives(self.declared, records)
+
+    def fitted_record(self) -> dict[str, Any]:
+        """What the current objectives were fitted to, for `iter_{k}.stats` (upstream's `alpha_norm` among it)."""
+        fitted = {o.name: dict(o.params) for o in self.objectives if o.fit is not None}
+        alpha_norm = [p["alpha_norm"] for p in fitted.values() if "alpha_norm" in p]
+        return {"fitted_objectives": fitted, **({"alpha_norm": alpha_norm[0]} if alpha_norm else {})} if fitted else {}
 
     @property
     def predicted_keys(self) -> tuple[str, ...]:

@@ -63,6 +63,14 @@ class Archive:
         """Stats records of the successful entries."""
         return [e.stats for e in self.entries]
 
+    def normalising_records(self, iteration: int) -> list[dict[str, Any]]:
+        """The records iteration `iteration` normalises archive-dependent objectives over (`top1_robust`).
+
+        Those evaluated before it; for the initial design (iteration 0), the design itself. A resumed search and
+        `post_search.py` thus reproduce exactly the values an uninterrupted search used.
+        """
+        return [e.stats for e in self.entries if e.iteration < iteration or e.iteration == iteration == 0]
+
     def __len__(self) -> int:
         return len(self.entries)
 

@@ -13,6 +13,7 @@ from acc_predictor import PREDICTORS
 from data import DATASETS
 from early_exit.config import EE_HELP, EETrainConfig
 from evaluator import BACKENDS, EVALUATORS
+from robustness.config import ROBUST_HELP, RobustConfig
 from search.algorithms import ALGORITHMS
 from search.objectives import (
     CONSTRAINTS,
@@ -26,6 +27,7 @@ from search.objectives import (
     objective_parameters,
 )
 from search_space import SEARCH_SPACES, SearchSpace, create_search_space
+from training.config import OPTIM_HELP, SharpnessConfig
 from utils.cli import ArgumentParser, add_dataclass_flags, dataclass_from_args, dataclass_from_record, flat_record
 from utils.errors import UsageError
 
@@ -38,6 +40,7 @@ class SearchConfig:
     resume: str | None = None
     seed: int = 0
     algorithm: str = "msunas"
+    first_obj: str = "top1"
     sec_obj: str | None = "macs"
     iterations: int = 15
     n_doe: int = 100
@@ -68,6 +71,7 @@ class SearchConfig:
     penalty: float = 1e10
     systolic_array: str = "16x16"
     n_epochs: int = 0
+    sharpness: SharpnessConfig = field(default_factory=SharpnessConfig)
     n_bn_cal: int = 500
     save_ckpt: bool = False
     backend: str = "sequential"
@@ -76,6 +80,8 @@ class SearchConfig:
     n_workers: int = 2
     device: str = "auto"
     ee: EETrainConfig = field(default_factory=EETrainConfig)
+    alpha: float = 0.5
+    robust: RobustConfig = field(default_factory=RobustConfig)
 
     def validate(self) -> SearchConfig:
         """`self` after checking every value a user may get wrong (one `UsageError` naming the flag)."""
@@ -103,22 +109,37 @@ class SearchConfig:
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
+        if self.first_obj not in FIRST_OBJECTIVES:
+            raise UsageError(f"--first_obj must be one of {', '.join(FIRST_OBJECTIVES)}, got {self.first_obj!r}")
+        failed = [message for message, ok in self.sharpness.checks().items() if not ok]
+        if failed:
+            raise UsageError(failed[0])
         self.ee.validate()
+        self.robust.validate()
+        for name in self.objectives:
+            self.objective(name)  # each objective checks its own settings (--alpha of top1_robust)
         self.check_measured()
         return self
 
     def check_measured(self) -> None:
         """A `UsageError` when an objective or constraint needs a number the evaluator does not measure."""
         evaluator = EVALUATORS.get(self.evaluator_name)
+        measured = evaluator.measured(self)
         for key in measured_keys([self.objective(name) for name in self.objectives], self.constraints()):
-            if key not in evaluator.measures:
-                by = [e.name for e in EVALUATORS.entries() if key in EVALUATORS.get(e.name).measures]
-                spaces = [e.name for e in SEARCH_SPACES.entries() if SEARCH_SPACES.get(e.name).default_evaluator in by]
+            if key in measured:
+                continue
+            if key in evaluator.switches:
                 raise UsageError(
-                    f"{key} is measured only by --evaluator {' or '.join(by) or '(none)'}, not by "
-                    f"{self.evaluator_name}, the evaluator of --search_space {self.search_space}; search it in "
-                    f"{' or '.join(spaces) or 'a space whose evaluator measures it'}"
+                    f"--first_obj {self.first_obj} --sec_obj {self.sec_obj} needs {key}, which the "
+                    f"{self.evaluator_name} evaluator measures only with {evaluator.switches[key]}"
                 )
+            by = [e.name for e in EVALUATORS.entries() if key in EVALUATORS.get(e.name).measures]
+            spaces = [e.name for e in SEARCH_SPACES.entries() if SEARCH_SPACES.get(e.name).default_evaluator in by]
+            raise UsageError(
+                f"{key} is measured only by --evaluator {' or '.join(by) or '(none)'}, not by "
+                f"{self.evaluator_name}, the evaluator of --search_space {self.search_space}; search it in "
+                f"{' or '.join(spaces) or 'a space whose evaluator measures it'}"
+            )
 
     @property
     def array(self) -> tuple[int, int]:
@@ -128,12 +149,16 @@ class SearchConfig:
 
     @property
     def objectives(self) -> tuple[str, ...]:
-        """Objective names: `top1` (as error) and the second objective when there is one."""
-        return ("top1",) if self.sec_obj is None else ("top1", self.sec_obj)
+        """Objective names: the first (`top1` as error, or `top1_robust`) and the second when there is one."""
+        return (self.first_obj,) if self.sec_obj is None else (self.first_obj, self.sec_obj)
 
     def objective(self, name: str) -> Objective:
-        """The objective `name` with this search's settings of its parameters (e.g. `tiny_ml`'s bounds and weights)."""
-        return create_objective(name, **{p: getattr(self, p) for p in objective_parameters(name)})
+        """The objective `name` with this search's settings of its parameters (e.g. `tiny_ml`'s bounds and weights).
+
+        Parameters a search fits to its archive (`top1_robust`'s `alpha_norm`) are left to `Objective.fit`.
+        """
+        settings = {p: getattr(self, p) for p in objective_parameters(name) if hasattr(self, p)}
+        return create_objective(name, **settings)
 
     def constraints(self) -> list[Constraint]:
         """The constraints whose bound this search gives (one flag per registered constraint)."""
@@ -167,6 +192,9 @@ class SearchConfig:
         return sorted(k for k in mine if k not in self.RESUMABLE_CHANGES and other.get(k, mine[k]) != mine[k])
 
 
+FIRST_OBJECTIVES = ("top1", "top1_robust")
+"""The choices of `--first_obj`: the accuracy-based objectives."""
+
 HELP = {  # flags whose choices live in a registry get their help from it (`help_texts`)
     "save": "results folder (default: results/search-<dataset>-<time>)",
     "resume": "continue from save/iter_{k}.stats",
@@ -191,6 +219,7 @@ HELP = {  # flags whose choices live in a registry get their help from it (`help
     "penalty": "tiny_ml penalty factor",
     "systolic_array": "systolic array (s1xs2) the latency objective counts cycles on (hw/systolic.py)",
     "n_epochs": "fine-tuning epochs per evaluation (0: inherited weights only)",
+    **{flag: f"{OPTIM_HELP[flag]} (of the --n_epochs fine-tuning)" for flag in ("optim", "rho", "adaptive")},
     "n_bn_cal": "training images for batch-norm recalibration",
     "save_ckpt": "write ckpt.pth for every evaluated architecture",
     "n_gpus": "GPUs to spread evaluations over (default: all visible)",
@@ -198,6 +227,10 @@ HELP = {  # flags whose choices live in a registry get their help from it (`help
     "n_workers": "CPU worker processes of the process backend when there is no GPU",
     "device": "auto, cpu or cuda",
     **{flag: f"{text} (evaluator ee)" for flag, text in EE_HELP.items()},
+    "first_obj": f"first objective: {' or '.join(FIRST_OBJECTIVES)} (FlatNAS: accuracy and flatness, needs "
+    "--eval_robust)",
+    "alpha": "weight of the top-1 error in top1_robust = alpha * top1_err + alpha_norm * (1 - alpha) * robustness",
+    **ROBUST_HELP,
 }
 
 

@@ -77,6 +77,8 @@ class Search:
         state.archive.add(results, iteration)
         state.iteration = iteration
         self.require_successes(1, "the hypervolume")
+        if iteration == 0:
+            self.ctx.fit_objectives(state.archive.normalising_records(0))
         F = self.objective_values()
         if state.ref_point is None:
             state.ref_point = tuple(reference_point(self.ctx.bounded_objectives_of(state.archive.records())).tolist())
@@ -90,7 +92,8 @@ class Search:
         """`iter_{k}.stats`, `archive.csv`, `pareto_iter_{k}.png` and `hv.png` for the current state."""
         state, cfg = self.state, self.config
         F = self.objective_values()
-        write_iteration(self.save, state.iteration, state.to_record(cfg, F, candidates))
+        record = {**state.to_record(cfg, F, candidates), **self.ctx.fitted_record()}
+        write_iteration(self.save, state.iteration, record)
         write_archive_csv(self.save, state.archive)
         front = self.ctx.front(state.archive)
         chosen = [i for i, e in enumerate(state.archive.entries) if e.iteration == state.iteration]
@@ -107,6 +110,8 @@ class Search:
     def run(self) -> SearchState:
         """Run (or continue) the search to `--iterations`, or until `--patience` iterations bring no HV gain."""
         cfg, state = self.config, self.state
+        if state.iteration >= 0:  # resumed: the objectives as the last iteration normalised them
+            self.ctx.fit_objectives(state.archive.normalising_records(state.iteration))
         if state.iteration < 0:
             start = time.perf_counter()
             design = self.algorithm.initial(cfg.n_doe)
@@ -127,6 +132,7 @@ class Search:
                     self.algorithm.min_points(cfg.predictor), f"--algorithm {cfg.algorithm} --predictor {cfg.predictor}"
                 )
                 t0 = time.perf_counter()
+                self.ctx.fit_objectives(state.archive.normalising_records(iteration))
                 candidates, info = self.algorithm.ask(state.archive, iteration)
                 t1 = time.perf_counter()
                 if not candidates:

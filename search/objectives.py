@@ -35,6 +35,7 @@ __all__ = [
     "create_objective",
     "feasible",
     "feasible_front",
+    "fit_objectives",
     "list_objectives",
     "measured_keys",
     "objective_matrix",
@@ -71,6 +72,8 @@ class Objective:
     fn: Callable[[Mapping[str, float]], float] = field(compare=False, repr=False)
     params: tuple[tuple[str, float | None], ...] = ()
     bound: str | None = None
+    fit: Callable[[Sequence[Mapping[str, object]]], Objective] | None = field(default=None, compare=False, repr=False)
+    """For an objective normalised over the archive (`top1_robust`): the objective fitted to a list of records."""
 
     def value(self, stats: Mapping[str, object]) -> float:
         """The objective's value (to minimise) for one record."""
@@ -136,6 +139,66 @@ def _avg_macs() -> Objective:
         fn=lambda s: s["avg_macs"],
         bound="mmax",
     )
+
+
+@register_objective("robustness")
+def _robustness() -> Objective:
+    """FlatNAS's flatness: the mean top-1 change (points) under multiplicative weight noise; lower is flatter.
+
+    Measured by evaluations with `--eval_robust` (`robustness.flatness`).
+    """
+    return Objective("robustness", "robustness (top-1 change, points)", cheap=False, needs=("robustness",), fn=_key)
+
+
+@register_objective("mCE")
+def _mce() -> Objective:
+    """Mean top-1 error (%) over corrupted images (15 corruptions x 5 severities), measured with `--ood_eval`."""
+    return Objective("mCE", "mCE (%)", cheap=False, needs=("mCE",), fn=_key)
+
+
+def _key(stats: Mapping[str, float]) -> float:
+    """The one number an objective named after its record key reads."""
+    (value,) = stats.values()
+    return value
+
+
+@register_objective("top1_robust")
+def _top1_robust(alpha: float = 0.5, alpha_norm: float | None = None) -> Objective:
+    """FlatNAS's figure of merit `alpha * top1_err + alpha_norm * (1 - alpha) * robustness` (to minimise).
+
+    `alpha_norm = mean(top1_err) / mean(robustness)` over the archive puts both terms on one scale; a search
+    refits it every iteration (`fit`, on the networks evaluated before it) and records the value it used. Until
+    fitted (`alpha_norm` None) the objective has no value. A mean robustness of 0 gives `alpha_norm` 1.
+    """
+    if isinstance(alpha, bool) or not 0 <= alpha <= 1:
+        raise UsageError(f"--alpha must lie in [0, 1], got {alpha!r}")
+
+    def fn(s: Mapping[str, float]) -> float:
+        if alpha_norm is None:
+            raise ValueError("top1_robust needs alpha_norm, fitted on an archive")
+        return alpha * (100.0 - s["top1"]) + alpha_norm * (1 - alpha) * s["robustness"]
+
+    def fit(records: Sequence[Mapping[str, object]]) -> Objective:
+        if not records:
+            raise ValueError("top1_robust is normalised over evaluated networks: none given")
+        err = np.mean([100.0 - _read(r, "top1", "top1_robust") for r in records])
+        rob = np.mean([_read(r, "robustness", "top1_robust") for r in records])
+        return _top1_robust(alpha, float(err / rob) if rob > 0 else 1.0)
+
+    return Objective(
+        "top1_robust",
+        "top1_robust (FlatNAS)",
+        cheap=False,
+        needs=("top1", "robustness"),
+        fn=fn,
+        params=(("alpha", alpha), ("alpha_norm", alpha_norm)),
+        fit=fit,
+    )
+
+
+def fit_objectives(objectives: Sequence[Objective], records: Sequence[Mapping[str, object]]) -> list[Objective]:
+    """`objectives` with those normalised over the archive (`fit`) fitted to `records`, the others as they are."""
+    return [o if o.fit is None else o.fit(records) for o in objectives]
 
 
 def _non_negative(name: str, value: float | None, optional: bool) -> float | None:

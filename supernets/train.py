@@ -72,6 +72,7 @@ class TrainConfig:
         checks = {
             "--epochs must be >= 1": self.epochs >= 1,
             **self.optim.checks(),
+            "supernet training supports --optim sgd only": not self.optim.sharpness.is_sam,
             "--resolution must be >= 8": self.resolution >= 8,
             "--min_resolution must lie in [8, --resolution]": self.min_resolution is None
             or 8 <= self.min_resolution <= self.resolution,
@@ -193,10 +194,13 @@ class SupernetTrainer:
         return full + (1 if rest > 1 else 0)
 
     def resume(self) -> None:
-        """Continue from the per-epoch checkpoint; its configuration must match this run's."""
+        """Continue from the per-epoch checkpoint; its configuration must match this run's.
+
+        A setting the checkpoint predates (absent from its record) counts as its default.
+        """
         state = read_checkpoint(self.checkpoint_path)
         saved = state.get("train_config")
-        if saved != flat_record(self.cfg):
+        if not isinstance(saved, dict) or {**flat_record(TrainConfig()), **saved} != flat_record(self.cfg):
             raise UsageError(f"{self.checkpoint_path} was written by a run with another configuration: {saved}")
         self.net.load_state_dict(state_dict_of(state, self.checkpoint_path))
         self.optimizer.load_state_dict(state["optimizer"])

@@ -1,14 +1,15 @@
 """Training settings: `OptimConfig`, shared by every trainer, and `NetTrainConfig`, the run of `train.py`.
 
-A config nests an `OptimConfig` under `optim`; its flags and its `config` record stay flat (`--lr`, `"lr"`) through
-`utils.cli.flat_record` and `add_dataclass_flags`. Each user gives its own default instance (supernet training
-starts at lr 0.05, fine-tuning at 0.01).
+A config nests an `OptimConfig` under `optim` (which nests the `SharpnessConfig` of SAM under `sharpness`); its flags
+and its `config` record stay flat (`--lr`, `"lr"`, `--optim`, `"optim"`) through `utils.cli.flat_record` and
+`add_dataclass_flags`. Each user gives its own default instance (supernet training starts at lr 0.05, fine-tuning at
+0.01).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -16,9 +17,15 @@ from torch import nn
 
 from data import DATASETS, list_datasets
 from deploy import list_formats
+from robustness.config import OOD_FILES_HELP, ROBUST_HELP, RobustConfig
+from robustness.flatness import FlatnessConfig
+from robustness.sam import SAM
 from search_space import SEARCH_SPACES
 from utils.cli import flat_record
 from utils.errors import UsageError
+
+OPTIMIZERS = ("sgd", "sam", "asam")
+"""The choices of `--optim`: plain SGD, SAM over it, adaptive SAM (ASAM) over it."""
 
 
 def _first_failure(checks: dict[str, bool]) -> None:
@@ -34,19 +41,51 @@ OPTIM_HELP = {
     "weight_decay": "SGD weight decay",
     "label_smoothing": "label smoothing of the cross-entropy loss",
     "batch_size": "training batch size",
+    "optim": "optimiser: sgd (Nesterov); sam: sharpness-aware minimisation around it (two forward and backward "
+    "passes per step, full precision); asam: adaptive SAM, its neighbourhood scaled by |w| (as sam --adaptive)",
+    "rho": "radius of the neighbourhood whose worst loss SAM / ASAM minimises (--optim sam or asam)",
+    "adaptive": "make --optim sam adaptive (ASAM)",
 }
 """The help of `OptimConfig`'s flags, shared by every command line that nests it."""
 
 
 @dataclass(frozen=True)
+class SharpnessConfig:
+    """Sharpness-aware minimisation: `sgd` (none), `sam` (Foret et al. 2021) or `asam` (Kwon et al. 2021)."""
+
+    optim: str = "sgd"
+    rho: float = 0.05
+    adaptive: bool = False
+
+    @property
+    def is_sam(self) -> bool:
+        """Whether training runs SAM or ASAM (two forward and backward passes per step)."""
+        return self.optim in ("sam", "asam")
+
+    @property
+    def is_adaptive(self) -> bool:
+        """Whether it is ASAM (`--optim asam`, or `--optim sam --adaptive`)."""
+        return self.optim == "asam" or (self.optim == "sam" and self.adaptive)
+
+    def checks(self) -> dict[str, bool]:
+        """Each check of a value a user may get wrong, keyed by the message naming the flag."""
+        return {
+            f"--optim must be one of {', '.join(OPTIMIZERS)}, got {self.optim!r}": self.optim in OPTIMIZERS,
+            "--rho must be > 0": self.rho > 0,
+            "--adaptive needs --optim sam or asam": not (self.adaptive and self.optim == "sgd"),
+        }
+
+
+@dataclass(frozen=True)
 class OptimConfig:
-    """The optimiser and loss of a training run: SGD with Nesterov momentum, label-smoothed cross-entropy."""
+    """The optimiser and loss of a training run: SGD with Nesterov momentum (or SAM around it), smoothed labels."""
 
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 3e-5
     label_smoothing: float = 0.1
     batch_size: int = 64
+    sharpness: SharpnessConfig = field(default_factory=SharpnessConfig)
 
     def checks(self) -> dict[str, bool]:
         """Each check of a value a user may get wrong, keyed by the message naming the flag."""
@@ -56,6 +95,7 @@ class OptimConfig:
             "--weight_decay must be >= 0": self.weight_decay >= 0,
             "--label_smoothing must lie in [0, 1)": 0 <= self.label_smoothing < 1,
             "--batch_size must be >= 2": self.batch_size >= 2,
+            **self.sharpness.checks(),
         }
 
     def validate(self) -> OptimConfig:
@@ -63,11 +103,17 @@ class OptimConfig:
         _first_failure(self.checks())
         return self
 
-    def sgd(self, params: Iterable[nn.Parameter]) -> torch.optim.SGD:
+    def sgd(self, params: Iterable[nn.Parameter] | Iterable[dict[str, Any]]) -> torch.optim.SGD:
         """The SGD (Nesterov) optimiser of `params` at the initial learning rate."""
         return torch.optim.SGD(
             params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay, nesterov=True
         )
+
+    def optimizer(self, params: Iterable[nn.Parameter]) -> torch.optim.SGD | SAM:
+        """The optimiser of `params`: `sgd()`, or with `--optim sam|asam` a `SAM` around it."""
+        if not self.sharpness.is_sam:
+            return self.sgd(params)
+        return SAM(params, self.sgd, rho=self.sharpness.rho, adaptive=self.sharpness.is_adaptive)
 
 
 NET_TRAIN_HELP = {
@@ -90,6 +136,8 @@ NET_TRAIN_HELP = {
     "num_workers": "image-decoding processes for datasets stored as files",
     "resume": "continue from the per-epoch checkpoint",
     "export": f"also write the network in this format: {', '.join(list_formats())}",
+    **{flag: f"{text} (of the selected weights)" for flag, text in ROBUST_HELP.items()},
+    **OOD_FILES_HELP,
 }
 """The help of `NetTrainConfig`'s flags, shared by `train.py` and the command lines of configs extending it."""
 
@@ -117,9 +165,24 @@ class NetTrainConfig:
     num_workers: int = 0
     resume: bool = False
     export: str | None = None
+    robust: RobustConfig = field(default_factory=RobustConfig)
+    ood_data: str | None = None
+    ood_reference: str | None = None
 
-    # Settings that may differ when a run is resumed (where things are, how it runs), all others must match.
-    RESUMABLE_CHANGES = ("subnet", "save", "resume", "export", "device", "num_workers", "eval_batch_size")
+    RESUMABLE_CHANGES = (
+        "subnet",
+        "save",
+        "resume",
+        "export",
+        "device",
+        "num_workers",
+        "eval_batch_size",
+        *(f.name for f in fields(RobustConfig) if f.name != "flatness"),
+        *(f.name for f in fields(FlatnessConfig)),
+        "ood_data",
+        "ood_reference",
+    )
+    """Settings that may differ when a run is resumed: where things are, how it runs, what is measured at the end."""
 
     def checks(self) -> dict[str, bool]:
         """Each check of a value a user may get wrong, keyed by the message naming the flag."""

@@ -1,10 +1,12 @@
 """Fine-tuning one static network: the SGD loop shared by the supernet evaluator and `train.py`.
 
 SGD with Nesterov momentum, a cosine learning rate stepped once per epoch, label smoothing and the dataset's
-training augmentation; mixed precision (`torch.autocast` and a `GradScaler`) only on CUDA. The run owns its random
-streams (the order and augmentation of the images, and dropout), seeded from `FineTuneConfig.seed` and saved in
-`FineTuner.state_dict`, so a run resumed after any epoch continues exactly as if it had never stopped, and the
-global torch random state is left as it was.
+training augmentation; mixed precision (`torch.autocast` and a `GradScaler`) only on CUDA. With `--optim sam|asam`
+(`robustness.sam.SAM` around that SGD) each step takes two forward and backward passes, always in full precision
+(on CUDA with cuDNN's deterministic algorithms, as full-precision convolutions' gradients otherwise vary by run).
+The run owns its random streams (the order and augmentation of the images, and dropout), seeded from
+`FineTuneConfig.seed` and saved in `FineTuner.state_dict`, so a run resumed after any epoch continues exactly as if
+it had never stopped, and the global torch random state is left as it was.
 
 A trainer with another objective passes its own `loss` (a `LossFn` of the model's output and the labels, such as
 the early-exit losses of `early_exit.losses`) and, to freeze part of the network, the `params` to optimise: the
@@ -14,7 +16,8 @@ others are never updated (their batch-norm statistics still follow the training 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +28,7 @@ from torch import nn
 from tqdm import tqdm
 
 from data import DatasetSplits, batches
+from robustness.sam import SAM
 from training.config import OptimConfig
 
 LossFn = Callable[[Any, torch.Tensor], torch.Tensor]
@@ -40,6 +44,17 @@ class FineTuneConfig:
     seed: int = 0
     mixed_precision: bool = True  # only takes effect on CUDA
     num_workers: int = 0
+
+
+@contextmanager
+def _deterministic_cudnn(enabled: bool) -> Iterator[None]:
+    """Use the deterministic algorithms of cuDNN within the block when `enabled`; the previous setting is restored."""
+    before = torch.backends.cudnn.deterministic
+    torch.backends.cudnn.deterministic = before or enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic = before
 
 
 class FineTuner:
@@ -66,9 +81,10 @@ class FineTuner:
         self.cfg = cfg
         self.device = device
         self.loss = loss if loss is not None else self._cross_entropy
-        self.optimizer = cfg.optim.sgd(model.parameters() if params is None else params)
+        self.optimizer = cfg.optim.optimizer(model.parameters() if params is None else params)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(cfg.epochs, 1))
-        self.amp = cfg.mixed_precision and device.type == "cuda"
+        self.sam = isinstance(self.optimizer, SAM)
+        self.amp = cfg.mixed_precision and device.type == "cuda" and not self.sam
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # image order and augmentation
         with torch.random.fork_rng(devices=self._cuda_devices):
@@ -93,7 +109,8 @@ class FineTuner:
     def train_epoch(self, progress: tqdm | None = None) -> float:
         """One epoch over the training split; returns the mean loss. The model is left in eval mode."""
         losses = []
-        with torch.random.fork_rng(devices=self._cuda_devices):
+        exact = self.sam and self.device.type == "cuda"  # SAM runs in full precision: see the module docstring
+        with torch.random.fork_rng(devices=self._cuda_devices), _deterministic_cudnn(exact):
             self._set_rng_state(self.rng_state)
             self.model.train()
             for x, y in batches(
@@ -117,16 +134,40 @@ class FineTuner:
         return float(np.mean(losses)) if losses else float("nan")
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """One optimiser step on a batch; returns its loss (with SAM, the first pass's: at the weights themselves)."""
         self.optimizer.zero_grad(set_to_none=True)
+        rng = self._get_rng_state() if self.sam else None
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
             loss = self.loss(self.model(x), y)
         value = float(loss.detach())
         if not math.isfinite(value):
             raise FloatingPointError(f"non-finite training loss {value} in epoch {self.epoch + 1}")
+        if rng is not None:
+            loss.backward()
+            # first_step to the perturbed weights, zero_grad, the second pass, second_step back and SGD's step
+            self.optimizer.step(lambda: self._perturbed_backward(x, y, rng))
+            return value
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return value
+
+    def _perturbed_backward(self, x: torch.Tensor, y: torch.Tensor, rng: dict[str, torch.Tensor]) -> torch.Tensor:
+        """SAM's second pass, at the perturbed weights: the loss of the same batch, backpropagated.
+
+        It draws the first pass's dropout (random state `rng`), and leaves the random state and the buffers (the
+        batch-norm running statistics, which follow the weights themselves) as the first pass left them.
+        """
+        buffers = [(b, b.clone()) for b in self.model.buffers()]
+        after = self._get_rng_state()
+        self._set_rng_state(rng)
+        loss = self.loss(self.model(x), y)
+        loss.backward()
+        self._set_rng_state(after)
+        with torch.no_grad():
+            for buffer, value in buffers:
+                buffer.copy_(value)
+        return loss
 
     def state_dict(self) -> dict[str, Any]:
         """Everything besides the model's weights needed to continue exactly: optimiser, schedule, scaler, RNGs."""

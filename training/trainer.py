@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from data import DatasetSplits, SplitSpec, create_dataset, validation_split
 from deploy import export_model
+from robustness.measure import RobustnessMeasurement
 from search_space import Arch, SearchSpace, create_search_space, read_subnet
 from training.bn import recalibrate_bn
 from training.checkpoint import cpu_state_dict, read_checkpoint, recorded_split, state_dict_of, subnet_checkpoint
@@ -168,6 +169,9 @@ class NetTrainer:
         if cfg.n_classes is not None and cfg.n_classes != self.n_classes:
             raise UsageError(f"--n_classes {cfg.n_classes} but dataset {cfg.dataset} has {self.n_classes} classes")
         self.search_stats = self._read_search_stats()
+        self.robustness = RobustnessMeasurement(
+            cfg.robust, dataset=cfg.dataset, data=cfg.data, ood_data=cfg.ood_data, ood_reference=cfg.ood_reference
+        )
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}
         if resumed is not None:
@@ -393,6 +397,14 @@ class NetTrainer:
         self.model.load_state_dict(self.best["state_dict"])
         stats: dict[str, Any] = {
             **self._selected(),
+            **self.robustness.measure(
+                self.model,
+                self.splits,
+                self.resolution,
+                seed=self.cfg.seed,
+                batch_size=self.cfg.eval_batch_size,
+                device=self.device,
+            ),
             "epochs": self.cfg.epochs,
             "seed": self.cfg.seed,
             "split": self.split.record(),

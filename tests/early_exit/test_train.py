@@ -286,6 +286,7 @@ ERRORS = {
     "--epochs": ("cbn", {}, ["--epochs", "3"], "unrecognized arguments: --epochs 3"),
     "--mmax": ("cbn", {}, ["--mmax", "0"], "--mmax must be > 0"),
     "--top1min": ("cbn", {}, ["--top1min", "101"], "--top1min must lie in [0, 100]"),
+    "--eval_robust": ("cbn", {}, ["--eval_robust"], "--eval_robust and --ood_eval measure single-exit networks"),
     "corrupt weights": ("cbn", {"net.inherited": b"not a checkpoint"}, [], "corrupt or unreadable checkpoint"),
     "another backbone": ("cbn", {"net.inherited": "other-backbone"}, [], "weights of another backbone"),
     "other exits": ("cbn", {"net.inherited": "other-exits"}, [], "early-exit network of another architecture"),

@@ -48,8 +48,10 @@ def post(save, expr, *extra):
 
 
 def front_of(stats_path):
-    config, archive, _ = read_search(stats_path)
-    return build_front(archive.entries, [config.objective(o) for o in config.objectives], config.constraints())
+    finished = read_search(stats_path)
+    config = finished.config
+    objectives = [finished.objective(o) for o in config.objectives]
+    return build_front(finished.archive.entries, objectives, config.constraints())
 
 
 def folder_contents(folder):
@@ -155,10 +157,10 @@ def test_get_archive_rebuilds_the_same_archive(search, tmp_path, caplog):
     (broken / "net_7.subnet").write_text(json.dumps(LARGEST))
     (broken / "net_7.stats").write_text("{broken")
     with caplog.at_level(logging.WARNING):
-        _, scanned, _ = read_search(copy, scan=True)
+        scanned = read_search(copy, scan=True).archive
     assert "net_7" in caplog.text
     assert "failed" not in [e.stats["status"] for e in scanned.entries]
-    _, stored, _ = read_search(search / "iter_1.stats")
+    stored = read_search(search / "iter_1.stats").archive
     assert [(e.arch, e.stats, e.iteration) for e in scanned] == [(e.arch, e.stats, e.iteration) for e in stored]
     assert LARGEST not in [e.arch for e in scanned]  # the failed evaluation is not used
 

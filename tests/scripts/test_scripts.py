@@ -94,3 +94,22 @@ def test_early_exit_scripts_search_avg_macs(script, space, weights, tmp_path):
     assert len(stats["archive"]) == 6 and "avg_macs" in stats["surrogate"]
     entry = stats["evaluations"]["entries"][0]["stats"]
     assert entry["avg_macs"] <= entry["macs"] + sum(entry["head_macs"]) and len(entry["exits_ratio"]) >= 1
+
+
+def test_flatnas_script_searches_top1_robust(weights, tmp_path):
+    save = tmp_path / "run"
+    done = run_script(
+        ROOT / "scripts" / "search_flatnas.sh",
+        *TINY,
+        "--n_perturb",
+        "2",
+        "--supernet_path",
+        weights,
+        "--save",
+        str(save),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    stats = json.loads((save / "iter_1.stats").read_text())
+    assert stats["objectives"] == ["top1_robust", "macs"] and stats["config"]["eval_robust"] is True
+    assert len(stats["archive"]) == 6 and "robustness" in stats["surrogate"] and stats["alpha_norm"] > 0
+    assert all("robustness" in e["stats"] for e in stats["evaluations"]["entries"])

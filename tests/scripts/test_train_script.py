@@ -13,6 +13,8 @@ import torch
 import train
 import training.trainer as trainer_module
 from data import batches
+from robustness.flatness import FlatnessConfig, measure_flatness
+from robustness.ood import GeneratedSource, corruption_errors
 from search_space.ofa_mbv3 import CostModel, OFAMobileNetV3Space
 from supernets.ofa_mbv3 import SupernetConfig, build_supernet, extract_subnet
 from training.checkpoint import cpu_state_dict
@@ -170,6 +172,39 @@ def test_resumed_run_equals_uninterrupted_run(template, tmp_path, monkeypatch):
         assert stats_a[key] == stats_b[key], key
 
 
+def test_sam_fine_tunes_and_is_recorded(net_dir, template):
+    assert run(net_dir, "--epochs", "1", "--optim", "sam", "--rho", "0.1") == 0
+    stats = json.loads((net_dir / "net.stats").read_text())
+    assert {k: stats["config"][k] for k in ("optim", "rho", "adaptive")} == {
+        "optim": "sam",
+        "rho": 0.1,
+        "adaptive": False,
+    }
+    assert [h["epoch"] for h in stats["history"]] == [0, 1] and stats["history"][1]["train_loss"] > 0
+    trained = load(net_dir / "net.train.pth")
+    assert trained["config"]["optim"] == "sam" and trained["finetune"]["optimizer"]["state"]  # momentum, to resume
+    inherited = load(template / "net.inherited")["state_dict"]
+    assert not torch.equal(trained["state_dict"]["classifier.linear.weight"], inherited["classifier.linear.weight"])
+
+
+def test_robustness_of_the_selected_weights_goes_to_net_stats(net_dir):
+    flags = ["--eval_robust", "--n_perturb", "2", "--ood_eval", "--corruptions", "contrast,fog"]
+    assert run(net_dir, "--epochs", "1", *flags) == 0
+    stats = json.loads((net_dir / "net.stats").read_text())
+    assert stats["sigma"] == [0.05] and stats["robustness"] >= 0 and stats["ood_source"] == "generated"
+    assert set(stats["corruption_errors"]) == {"contrast", "fog"}
+    errors = [e for by in stats["corruption_errors"].values() for e in by.values()]
+    assert len(errors) == 10 and stats["mCE"] == pytest.approx(sum(errors) / 10)
+    assert stats["config"]["ood_eval"] is True and stats["config"]["corruptions"] == "contrast,fog"
+    model = network(load(net_dir / "ckpt.pth"))  # the selected weights: what was measured
+    split = stats["split"]
+    splits = trainer_module.create_dataset("digits", vld_size=split["vld_size"], seed=split["seed"])
+    again = corruption_errors(model, splits, GeneratedSource(), resolution=16, corruptions=["contrast", "fog"])
+    assert {c: {str(k): v for k, v in by.items()} for c, by in again.items()} == stats["corruption_errors"]
+    flat = measure_flatness(model, splits, "valid", 16, FlatnessConfig(n_perturb=2))
+    assert flat.robustness == pytest.approx(stats["robustness"], abs=1e-9)
+
+
 def test_epochs_0_exports_the_given_weights(net_dir, template):
     assert run(net_dir, "--epochs", "0", "--n_bn_cal", "0", "--export", "onnx") == 0
     inherited = load(template / "net.inherited")
@@ -227,6 +262,10 @@ ERRORS = {
     "--n_classes": ({}, ["--n_classes", "5"], "--n_classes 5 but dataset digits has 10 classes"),
     "--epochs": ({}, ["--epochs", "-1"], "--epochs must be >= 0"),
     "--lr": ({}, ["--lr", "0"], "--lr must be > 0"),
+    "--optim": ({}, ["--optim", "adam"], "--optim must be one of sgd, sam, asam, got 'adam'"),
+    "--rho": ({}, ["--optim", "sam", "--rho", "0"], "--rho must be > 0"),
+    "--rho with sgd": ({}, ["--rho", "0"], "--rho must be > 0"),
+    "--adaptive": ({}, ["--adaptive"], "--adaptive needs --optim sam or asam"),
     "--epochs text": ({}, ["--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
     "--export": ({}, ["--export", "tflite"], "unknown --export format 'tflite'"),
     "--device": ({}, ["--device", "tpu"], "unknown device 'tpu'"),
@@ -235,6 +274,11 @@ ERRORS = {
     "--init missing": ({}, ["--init", "/nonexistent/w.pth"], "checkpoint not found: /nonexistent/w.pth"),
     "--resume without checkpoint": ({}, ["--resume"], "nothing to resume"),
     "diverging": ({}, ["--lr", "1e30"], "training diverged"),
+    "--sigma_min": ({}, ["--eval_robust", "--sigma_min", "0", "--sigma_max", "0"], "--sigma_min must be > 0"),
+    "--n_perturb": ({}, ["--eval_robust", "--n_perturb", "0"], "--n_perturb must be >= 1"),
+    "--corruptions": ({}, ["--ood_eval", "--corruptions", "fogg"], "unknown corruption 'fogg'"),
+    "--ood_data without --ood_eval": ({}, ["--ood_data", "x"], "settings of --ood_eval: add --ood_eval"),
+    "--ood_data missing severity": ({}, ["--ood_eval", "--ood_data", "MISSING"], "gaussian_noise"),
 }
 
 
@@ -252,6 +296,10 @@ def test_user_errors_are_one_line_exit_2_and_touch_nothing(net_dir, supernet, ca
             torch.save(_inherited(supernet, n_classes=7), net_dir / name)
         else:
             _write(net_dir, name, content)
+    if "MISSING" in argv:  # an ImageNet-C-style folder without its severity-3 folder
+        for severity in (1, 2, 4, 5):
+            (net_dir.parent / "c" / "gaussian_noise" / str(severity) / "0").mkdir(parents=True)
+        argv = [str(net_dir.parent / "c") if a == "MISSING" else a for a in argv]
     before = snapshot(net_dir)
     assert run(net_dir, "--epochs", "1", *argv) == 2
     err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("train:")]  # progress
@@ -270,7 +318,7 @@ def test_resume_refuses_other_settings(net_dir, capsys):
 def test_resumes_a_checkpoint_written_before_the_config_was_nested(net_dir):
     assert run(net_dir, "--epochs", "1") == 0
     state = load(net_dir / "net.train.pth")
-    assert state["config"]["lr"] == 0.05 and state["config"]["batch_size"] == 32 and "optim" not in state["config"]
+    assert state["config"]["lr"] == 0.05 and state["config"]["batch_size"] == 32 and state["config"]["optim"] == "sgd"
     old = {
         "subnet": str(net_dir / "net.subnet"),
         "init": None,
@@ -295,14 +343,13 @@ def test_resumes_a_checkpoint_written_before_the_config_was_nested(net_dir):
         "resume": False,
         "export": None,
     }
-    assert state["config"] == {**old, "search_space": "ofa_mbv3"}  # the one key added since
+    added = {"search_space": "ofa_mbv3", "optim": "sgd", "rho": 0.05, "adaptive": False}  # the keys added since
+    added |= {"eval_robust": False, "sigma_min": 0.05, "sigma_max": 0.05, "sigma_step": 0.0, "n_perturb": 20}
+    added |= {"ood_eval": False, "corruptions": "all", "ood_data": None, "ood_reference": None}
+    assert state["config"] == {**old, **added}
     torch.save({**state, "config": dict(reversed(old.items()))}, net_dir / "net.train.pth")
     assert run(net_dir, "--epochs", "1", "--resume") == 0
-    assert json.loads((net_dir / "net.stats").read_text())["config"] == {
-        **old,
-        "search_space": "ofa_mbv3",
-        "resume": True,
-    }
+    assert json.loads((net_dir / "net.stats").read_text())["config"] == {**old, **added, "resume": True}
 
 
 def test_command_line_entry_point(tmp_path):

@@ -105,19 +105,26 @@ class Killed(BaseException):
     """Stands for the process being killed."""
 
 
-def test_killed_and_resumed_run_equals_uninterrupted_run(weights, full_run, tmp_path, monkeypatch):
-    _, reference = full_run
-    save = tmp_path / "run"
+def kill_at_evaluation(monkeypatch, n: int) -> list[str]:
+    """Make the supernet evaluator "kill the process" when it starts its `n`-th evaluation; returns the calls."""
     calls = []
     real = supernet_module.SupernetEvaluator.evaluate_one
 
     def dying(self, arch, out_dir):
         calls.append(json.dumps(arch, sort_keys=True))
-        if len(calls) == 8:  # in the middle of iteration 1: two of its three candidates done
+        if len(calls) == n:
             raise Killed
         return real(self, arch, out_dir)
 
     monkeypatch.setattr(supernet_module.SupernetEvaluator, "evaluate_one", dying)
+    return calls
+
+
+def test_killed_and_resumed_run_equals_uninterrupted_run(weights, full_run, tmp_path, monkeypatch):
+    _, reference = full_run
+    save = tmp_path / "run"
+    real = supernet_module.SupernetEvaluator.evaluate_one
+    calls = kill_at_evaluation(monkeypatch, 8)  # in the middle of iteration 1: two of its three candidates done
     with pytest.raises(Killed):
         msunas.main(argv(weights, save, "--sec_obj", "macs"))
     assert (save / "iter_0.stats").is_file() and not (save / "iter_1.stats").exists()

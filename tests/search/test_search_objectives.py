@@ -14,6 +14,7 @@ from search.objectives import (
     constraint_matrix,
     create_objective,
     feasible,
+    fit_objectives,
     list_objectives,
     objective_matrix,
 )
@@ -29,7 +30,7 @@ def record(top1=90.0, params=1.0, macs=80.0, activations=3.0, peak_act=0.5) -> d
 def test_registry_holds_the_computable_objectives():
     assert {"top1", "params", "macs", "activations", "peak_act", "latency", "tiny_ml"} <= set(list_objectives())
     assert "avg_macs" in list_objectives()
-    assert "top1_robust" not in list_objectives()  # registered with its method, not yet here
+    assert {"top1_robust", "robustness", "mCE"} <= set(list_objectives())
 
 
 def test_avg_macs_is_measured_and_takes_over_mmax():
@@ -48,9 +49,38 @@ def test_unknown_objective_is_a_usage_error_listing_the_choices():
         create_objective("flops")
 
 
+def fitted(objective: Objective) -> Objective:
+    """`objective`, normalised over two records if it is normalised over an archive (`top1_robust`)."""
+    records = [{"top1": 90.0, "robustness": 2.0}, {"top1": 70.0, "robustness": 6.0}]
+    return objective if objective.fit is None else objective.fit(records)
+
+
+def test_top1_robust_weighs_error_and_flatness_with_alpha_norm_fitted_on_the_archive():
+    objective = create_objective("top1_robust", alpha=0.25)
+    with pytest.raises(ValueError, match="needs alpha_norm"):
+        objective.value({"top1": 90.0, "robustness": 2.0})
+    fit = fitted(objective)  # mean error 20, mean robustness 4: alpha_norm 5
+    assert dict(fit.params) == {"alpha": 0.25, "alpha_norm": 5.0}
+    assert fit.value({"top1": 80.0, "robustness": 1.0}) == pytest.approx(0.25 * 20 + 5.0 * 0.75 * 1.0)
+    assert fit_objectives([create_objective("macs"), objective], [{"top1": 50.0, "robustness": 0.0}])[1].params == (
+        ("alpha", 0.25),
+        ("alpha_norm", 1.0),  # a flat archive: no scale to match, 1
+    )
+    with pytest.raises(UsageError, match=r"--alpha must lie in \[0, 1\]"):
+        create_objective("top1_robust", alpha=1.5)
+    with pytest.raises(ValueError, match="needs 'robustness'"):
+        objective.fit([{"top1": 50.0}])
+
+
+def test_robustness_and_mce_are_measured_numbers_to_minimise():
+    for name in ("robustness", "mCE"):
+        objective = create_objective(name)
+        assert not objective.cheap and objective.needs == (name,) and objective.value({name: 3.5}) == 3.5
+
+
 @pytest.mark.parametrize("name", list_objectives())
 def test_every_objective_reads_only_what_it_needs(name):
-    objective = create_objective(name)
+    objective = fitted(create_objective(name))
     assert isinstance(objective, Objective)
     assert objective.name == name
     assert objective.label and objective.needs
@@ -66,7 +96,7 @@ def test_every_objective_reads_only_what_it_needs(name):
 
 @pytest.mark.parametrize("name", list_objectives())
 def test_cheap_objectives_need_only_cost_metrics(name):
-    objective = create_objective(name)
+    objective = fitted(create_objective(name))
     costs = CostMetrics(params=1.5, macs=60.0, activations=2.0, peak_act=0.25, latency=0.1).as_dict()
     if objective.cheap:
         assert math.isfinite(objective.value(costs))

@@ -74,6 +74,19 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(tmp_path):
         SupernetTrainer(other, tmp_path, "cpu").run(resume=True)
 
 
+def test_resume_takes_a_checkpoint_that_predates_a_setting_as_its_default(tmp_path):
+    trainer = SupernetTrainer(TINY, tmp_path, "cpu")
+    trainer.save_checkpoint()
+    state = torch.load(trainer.checkpoint_path, weights_only=True)
+    for key in ("optim", "rho", "adaptive"):  # written before SAM existed
+        del state["train_config"][key]
+    torch.save(state, trainer.checkpoint_path)
+    SupernetTrainer(TINY, tmp_path, "cpu").resume()
+    sam = dataclasses.replace(TINY, optim=dataclasses.replace(TINY.optim, lr=0.01))
+    with pytest.raises(UsageError, match="another configuration"):
+        SupernetTrainer(sam, tmp_path, "cpu").resume()
+
+
 def test_ensure_supernet_reuses_cached_weights(tmp_path):
     cfg = dataclasses.replace(TINY, epochs=1)
     path = ensure_supernet(cfg, tmp_path, "cpu")
@@ -93,6 +106,9 @@ def test_elastic_resolution_is_named_and_validated():
     ("argv", "message"),
     [
         (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--optim", "sam"], "supernet training supports --optim sgd only"),
+        (["--optim", "asam", "--rho", "0.1"], "supernet training supports --optim sgd only"),
+        (["--optim", "adam"], "--optim must be one of sgd, sam, asam, got 'adam'"),
         (["--dataset", "mnist"], "unknown dataset 'mnist'"),
         (["--dataset", "cifar10", "--data", "/nonexistent/cifar"], "/nonexistent/cifar"),
         (["--device", "tpu"], "unknown device 'tpu'"),

@@ -1,11 +1,14 @@
+import dataclasses
+
 import pytest
 import torch
 
 import train
 from evaluator.supernet import SupernetEvalConfig
+from robustness.sam import SAM
 from supernets import train as supernet_train
 from supernets.train import TrainConfig
-from training.config import NetTrainConfig, OptimConfig
+from training.config import OPTIM_HELP, NetTrainConfig, OptimConfig, SharpnessConfig
 from training.finetune import FineTuneConfig
 from utils.cli import dataclass_from_args, dataclass_from_record, flat_record
 from utils.errors import UsageError
@@ -54,9 +57,15 @@ def test_each_user_has_its_own_default_optimiser_settings():
     assert TrainConfig().optim == OptimConfig(lr=0.05, **shared)
 
 
+ADDED_SINCE = {"search_space": "ofa_mbv3", "optim": "sgd", "rho": 0.05, "adaptive": False}
+ADDED_SINCE |= {"eval_robust": False, "sigma_min": 0.05, "sigma_max": 0.05, "sigma_step": 0.0, "n_perturb": 20}
+ADDED_SINCE |= {"ood_eval": False, "corruptions": "all", "ood_data": None, "ood_reference": None}
+"""The keys of `NetTrainConfig.to_dict()` added since `NET_TRAIN_RECORD`, with their defaults."""
+
+
 def test_net_train_config_serialises_to_the_flat_record_and_back():
-    record = {k: v for k, v in NET_TRAIN.to_dict().items() if k != "search_space"}  # the one key added since
-    assert record == NET_TRAIN_RECORD and NET_TRAIN.to_dict()["search_space"] == "ofa_mbv3"
+    record = {k: v for k, v in NET_TRAIN.to_dict().items() if k not in ADDED_SINCE}
+    assert record == NET_TRAIN_RECORD and {k: NET_TRAIN.to_dict()[k] for k in ADDED_SINCE} == ADDED_SINCE
     assert list(record) == list(NET_TRAIN_RECORD)  # the same keys in the same order as before
     assert dataclass_from_record(NetTrainConfig, NET_TRAIN_RECORD) == NET_TRAIN
     assert NET_TRAIN.differences(NET_TRAIN_RECORD) == []
@@ -78,6 +87,9 @@ def test_supernet_train_config_serialises_to_the_flat_record_and_back():
         "momentum": 0.9,
         "weight_decay": 3e-5,
         "label_smoothing": 0.1,
+        "optim": "sgd",
+        "rho": 0.05,
+        "adaptive": False,
         "kd_ratio": 1.0,
         "n_random": 2,
         "warmup_epochs": 1.0,
@@ -128,6 +140,82 @@ def test_every_user_validates_the_shared_settings(optim, message, tmp_path):
 
 
 def test_sgd_follows_the_settings():
-    optimizer = OptimConfig(lr=0.2, momentum=0.7, weight_decay=1e-3).sgd(torch.nn.Linear(2, 2).parameters())
+    cfg = OptimConfig(lr=0.2, momentum=0.7, weight_decay=1e-3)
+    for optimizer in (cfg.sgd(torch.nn.Linear(2, 2).parameters()), cfg.optimizer(torch.nn.Linear(2, 2).parameters())):
+        assert type(optimizer) is torch.optim.SGD
+        group = optimizer.param_groups[0]
+        assert (group["lr"], group["momentum"], group["weight_decay"], group["nesterov"]) == (0.2, 0.7, 1e-3, True)
+
+
+@pytest.mark.parametrize(
+    ("sharpness", "adaptive"),
+    [
+        (SharpnessConfig(optim="sam"), False),
+        (SharpnessConfig(optim="sam", adaptive=True), True),
+        (SharpnessConfig(optim="asam"), True),
+        (SharpnessConfig(optim="asam", adaptive=True), True),
+    ],
+)
+def test_sam_and_asam_wrap_the_same_sgd(sharpness, adaptive):
+    cfg = OptimConfig(lr=0.2, momentum=0.7, weight_decay=1e-3, sharpness=dataclasses.replace(sharpness, rho=0.1))
+    assert cfg.validate() is cfg and cfg.sharpness.is_sam and cfg.sharpness.is_adaptive == adaptive
+    optimizer = cfg.optimizer(torch.nn.Linear(2, 2).parameters())
+    assert isinstance(optimizer, SAM) and type(optimizer.base) is torch.optim.SGD
     group = optimizer.param_groups[0]
     assert (group["lr"], group["momentum"], group["weight_decay"], group["nesterov"]) == (0.2, 0.7, 1e-3, True)
+    assert (group["rho"], group["adaptive"]) == (0.1, adaptive)
+
+
+def test_plain_sgd_is_neither_sam_nor_adaptive():
+    assert not SharpnessConfig().is_sam and not SharpnessConfig().is_adaptive
+    assert SharpnessConfig().checks() == dict.fromkeys(SharpnessConfig().checks(), True)
+
+
+@pytest.mark.parametrize(
+    ("sharpness", "message"),
+    [
+        (SharpnessConfig(optim="adam"), "--optim must be one of sgd, sam, asam, got 'adam'"),
+        (SharpnessConfig(optim="sam", rho=0.0), "--rho must be > 0"),
+        (SharpnessConfig(rho=-0.1), "--rho must be > 0"),
+        (SharpnessConfig(optim="asam", rho=float("nan")), "--rho must be > 0"),
+        (SharpnessConfig(adaptive=True), "--adaptive needs --optim sam or asam"),
+    ],
+)
+def test_every_user_validates_the_sharpness_settings(sharpness, message, tmp_path):
+    weights = tmp_path / "w.pth"
+    weights.touch()
+    optim = OptimConfig(sharpness=sharpness)
+    for cfg in (
+        optim,
+        NetTrainConfig(subnet="n.subnet", optim=optim),
+        TrainConfig(optim=optim),
+        SupernetEvalConfig(supernet_path=str(weights), optim=optim),
+    ):
+        with pytest.raises(UsageError) as err:
+            cfg.validate()
+        assert str(err.value) == message
+
+
+@pytest.mark.parametrize("optim", ["sam", "asam"])
+def test_supernet_training_refuses_sam(optim):
+    with pytest.raises(UsageError) as err:
+        TrainConfig(optim=OptimConfig(sharpness=SharpnessConfig(optim=optim))).validate()
+    assert str(err.value) == "supernet training supports --optim sgd only"
+
+
+def test_sharpness_flags_stay_flat_and_round_trip():
+    argv = ["--subnet", "n.subnet", "--optim", "sam", "--rho", "0.1", "--adaptive", "--lr", "0.2"]
+    cfg = dataclass_from_args(NetTrainConfig, train.build_parser().parse_args(argv))
+    sharpness = SharpnessConfig(optim="sam", rho=0.1, adaptive=True)
+    assert cfg == NetTrainConfig(subnet="n.subnet", optim=OptimConfig(lr=0.2, sharpness=sharpness))
+    assert cfg.optim.sharpness.is_adaptive
+    record = cfg.to_dict()
+    assert (record["optim"], record["rho"], record["adaptive"]) == ("sam", 0.1, True)
+    assert "sharpness" not in record and list(record).index("optim") == list(record).index("batch_size") + 1
+    assert dataclass_from_record(NetTrainConfig, record) == cfg
+    old = {k: v for k, v in record.items() if k not in ("optim", "rho", "adaptive")}  # a record from before SAM
+    assert dataclass_from_record(NetTrainConfig, old).optim.sharpness == SharpnessConfig()
+    for parser in (train.build_parser(), supernet_train.build_parser()):
+        args = parser.parse_args([])
+        assert (args.optim, args.rho, args.adaptive) == ("sgd", 0.05, False)
+        assert all(f"--{flag}" in parser.format_help() and OPTIM_HELP[flag] for flag in ("optim", "rho", "adaptive"))

@@ -1,3 +1,4 @@
+import copy
 import dataclasses
 import math
 
@@ -8,10 +9,11 @@ import evaluator.supernet as evaluator_module
 import training.finetune as finetune_module
 from data import create_dataset
 from evaluator.supernet import SupernetEvalConfig, SupernetEvaluator
+from robustness.sam import SAM
 from search_space.ofa_mbv3 import OFAMobileNetV3Space
 from supernets.checkpoint import save_supernet_weights
 from supernets.ofa_mbv3 import SupernetConfig, build_supernet, extract_subnet
-from training.config import OptimConfig
+from training.config import OptimConfig, SharpnessConfig
 from training.finetune import FineTuneConfig, FineTuner, fine_tune
 
 ARCH = OFAMobileNetV3Space(lr=16, ur=16).smallest()
@@ -122,7 +124,7 @@ def test_mixed_precision_on_cuda_resumes_exactly(splits, supernet):
     tuner = FineTuner(whole, splits, 16, CFG, gpu)
     assert tuner.amp and tuner.scaler.is_enabled()
     tuner.train_epoch()
-    state, model_state = tuner.state_dict(), weights(whole)
+    state, model_state = copy.deepcopy(tuner.state_dict()), weights(whole)  # training on updates its tensors in place
     tuner.train_epoch()
     model = fresh(supernet).to(gpu)
     model.load_state_dict(model_state)
@@ -178,3 +180,69 @@ def test_only_the_given_parameters_are_optimised(splits, supernet):
     fine_tune(model, splits, 16, CFG, CPU, params=model.classifier.parameters())
     moved = {k for k, v in model.named_parameters() if not torch.equal(v, before[k])}
     assert moved and moved == {k for k in before if k.startswith("classifier.")}
+
+
+SAM_CFG = dataclasses.replace(CFG, optim=dataclasses.replace(CFG.optim, sharpness=SharpnessConfig(optim="sam")))
+
+
+def test_sam_trains_two_passes_per_step_and_resumes_exactly(splits, supernet, monkeypatch):
+    small = dataclasses.replace(splits, train=splits.train.subset(range(64)))  # two steps per epoch
+    start, sgd = fresh(supernet), fresh(supernet)
+    FineTuner(sgd, small, 16, CFG, CPU).train_epoch()
+    whole = fresh(supernet)
+    tuner = FineTuner(whole, small, 16, SAM_CFG, CPU)
+    assert isinstance(tuner.optimizer, SAM) and not tuner.amp
+    calls = []
+    real = whole.forward
+    monkeypatch.setattr(whole, "forward", lambda x: calls.append(1) or real(x))
+    assert math.isfinite(tuner.train_epoch()) and len(calls) == 2 * tuner.steps_per_epoch == 4
+    state, model_state = copy.deepcopy(tuner.state_dict()), weights(whole)
+    assert state["optimizer"]["state"]  # SGD's momentum buffers, saved for the resume
+    for name, value in start.state_dict().items():
+        if value.is_floating_point() and name.endswith("weight"):
+            assert not torch.equal(model_state[name], value), name  # every layer trained
+    assert not torch.equal(model_state["classifier.linear.weight"], sgd.classifier.linear.weight)
+    tuner.train_epoch()
+    model = fresh(supernet)
+    model.load_state_dict(model_state)
+    again = FineTuner(model, small, 16, SAM_CFG, CPU)
+    again.load_state_dict(state)
+    again.train_epoch()
+    assert_same(weights(whole), weights(model))
+
+
+def test_sam_reports_the_loss_at_the_weights_and_keeps_their_batch_norm_statistics(splits, supernet):
+    model = fresh(supernet)
+    tuner = FineTuner(model, splits, 16, dataclasses.replace(SAM_CFG, epochs=1), CPU)
+    x, y = next(finetune_module.batches(splits, "train", 16, 32, train=True, generator=torch.Generator()))
+    expected_model = fresh(supernet).train()
+    with torch.random.fork_rng():
+        torch.set_rng_state(tuner.rng_state["cpu"])
+        torch.manual_seed(0)
+        expected = tuner._cross_entropy(expected_model(x), y)  # one pass at the weights, in train mode
+        torch.manual_seed(0)
+        model.train()
+        assert tuner._step(x, y) == pytest.approx(expected.item(), rel=1e-6)
+    buffers = dict(model.named_buffers())
+    for name, value in expected_model.named_buffers():
+        assert torch.equal(buffers[name], value), name  # the second pass left the running statistics alone
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_sam_on_cuda_runs_in_full_precision_and_resumes_exactly(splits, supernet):
+    gpu = torch.device("cuda")
+    whole = fresh(supernet).to(gpu)
+    tuner = FineTuner(whole, splits, 16, SAM_CFG, gpu)
+    assert SAM_CFG.mixed_precision and not tuner.amp and not tuner.scaler.is_enabled()
+    before = torch.backends.cudnn.deterministic
+    tuner.train_epoch()
+    assert torch.backends.cudnn.deterministic == before  # deterministic within the epoch only
+    state, model_state = copy.deepcopy(tuner.state_dict()), weights(whole)
+    tuner.train_epoch()
+    model = fresh(supernet).to(gpu)
+    model.load_state_dict(model_state)
+    again = FineTuner(model, splits, 16, SAM_CFG, gpu)
+    again.load_state_dict(state)
+    again.train_epoch()
+    assert_same(weights(whole), weights(model))
