@@ -76,6 +76,11 @@ def build_search(cfg: SearchConfig, state: SearchState | None) -> Search:
         n_workers=cfg.n_workers,
         n_gpus=cfg.n_gpus,
         gpu=cfg.gpu,
+        device=cfg.device,
+        cpus_per_eval=cfg.cpus_per_eval,
+        max_retries=cfg.max_retries,
+        eval_timeout=cfg.eval_timeout,
+        ray_address=cfg.ray_address,
     )
     return Search(cfg, ctx, algorithm, backend, state or SearchState(archive=Archive(space)))
 

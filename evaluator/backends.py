@@ -134,7 +134,7 @@ def _evaluate_in_worker(arch: Arch, out_dir: str) -> EvalResult:
 
 @register_backend("process", help="a pool of worker processes, one per GPU when there are GPUs")
 class ProcessBackend(Backend):
-    """A pool of worker processes: one per GPU when GPUs are present (`n_gpus // gpu`), else `n_workers` on CPU.
+    """A pool of worker processes: one per GPU when GPUs are present (`n_gpus`), else `n_workers` on CPU.
 
     Each worker loads the supernet once. A worker that dies takes only its own evaluations down with it: they come
     back as failed results and the pool is rebuilt for the next batch.
@@ -143,14 +143,17 @@ class ProcessBackend(Backend):
     name = "process"
 
     def __init__(
-        self, spec: EvaluatorSpec, n_workers: int = 2, n_gpus: int | None = None, gpu: int = 1, **_: object
+        self, spec: EvaluatorSpec, n_workers: int = 2, n_gpus: int | None = None, gpu: float = 1, **_: object
     ) -> None:
         if gpu != 1:
-            raise UsageError(f"--gpu {gpu}: each evaluation runs on exactly one GPU (pass --gpu 1)")
+            raise UsageError(
+                f"--gpu {gpu:g}: each evaluation of the process backend runs on exactly one GPU (pass --gpu 1, or "
+                "--backend ray for fractions or several)"
+            )
         n_gpus = torch.cuda.device_count() if n_gpus is None else n_gpus
         self.spec = spec
         if n_gpus > 0:
-            self.devices = [f"cuda:{i}" for i in range(n_gpus // gpu)]
+            self.devices = [f"cuda:{i}" for i in range(n_gpus)]
         else:
             if n_workers < 1:
                 raise UsageError(f"--n_workers must be >= 1, got {n_workers}")

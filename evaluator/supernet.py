@@ -149,10 +149,13 @@ class SupernetEvaluator(Evaluator):
         config.check_inputs(space)
         return {"config": config}
 
-    def __init__(self, config: SupernetEvalConfig, device: str | None = None) -> None:
+    def __init__(
+        self, config: SupernetEvalConfig, device: str | None = None, splits: DatasetSplits | None = None
+    ) -> None:
+        """`splits`, when given (a backend's shared copy), is used instead of loading `config.dataset_splits()`."""
         self.config = config.validate()
         self.device = resolve_device(device or config.device)
-        self.splits: DatasetSplits = config.dataset_splits()
+        self.splits: DatasetSplits = splits if splits is not None else config.dataset_splits()
         self.space = create_search_space(config.search_space).unrestricted()
         n_classes = self.splits.n_classes
         self.supernet = self.space.load_supernet(config.supernet_path, n_classes, config.width_mult)

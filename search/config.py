@@ -76,8 +76,12 @@ class SearchConfig:
     save_ckpt: bool = False
     backend: str = "sequential"
     n_gpus: int | None = None
-    gpu: int = 1
+    gpu: float = 1.0
     n_workers: int = 2
+    cpus_per_eval: int = 1
+    max_retries: int = 1
+    eval_timeout: float | None = None
+    ray_address: str | None = None
     device: str = "auto"
     ee: EETrainConfig = field(default_factory=EETrainConfig)
     alpha: float = 0.5
@@ -101,6 +105,12 @@ class SearchConfig:
             (self.pop_size >= 2 and self.n_gen >= 1, "--pop_size must be >= 2 and --n_gen >= 1"),
             (self.n_epochs >= 0 and self.n_bn_cal >= 1, "--n_epochs must be >= 0 and --n_bn_cal >= 1"),
             (self.penalty >= 0, "--penalty must be >= 0"),
+            (self.cpus_per_eval >= 1, f"--cpus_per_eval must be >= 1, got {self.cpus_per_eval}"),
+            (self.max_retries >= 0, f"--max_retries must be >= 0, got {self.max_retries}"),
+            (
+                self.eval_timeout is None or self.eval_timeout > 0,
+                f"--eval_timeout must be > 0 seconds (none: no timeout), got {self.eval_timeout}",
+            ),
             (
                 re.fullmatch(r"[1-9]\d*x[1-9]\d*", self.systolic_array) is not None,
                 f"--systolic_array must be ROWSxCOLS with positive integers, like 16x16; got {self.systolic_array!r}",
@@ -184,7 +194,20 @@ class SearchConfig:
         return dataclass_from_record(cls, record)
 
     # Settings that may differ when a search is resumed (where it is saved, how it is run), all others must match.
-    RESUMABLE_CHANGES = ("resume", "iterations", "patience", "backend", "n_gpus", "gpu", "n_workers", "device")
+    RESUMABLE_CHANGES = (
+        "resume",
+        "iterations",
+        "patience",
+        "backend",
+        "n_gpus",
+        "gpu",
+        "n_workers",
+        "device",
+        "ray_address",
+        "cpus_per_eval",
+        "max_retries",
+        "eval_timeout",
+    )
 
     def differences(self, other: dict[str, Any]) -> list[str]:
         """Flags whose values differ from a stored configuration, ignoring those a resume may change."""
@@ -223,8 +246,15 @@ HELP = {  # flags whose choices live in a registry get their help from it (`help
     "n_bn_cal": "training images for batch-norm recalibration",
     "save_ckpt": "write ckpt.pth for every evaluated architecture",
     "n_gpus": "GPUs to spread evaluations over (default: all visible)",
-    "gpu": "GPUs per evaluation",
-    "n_workers": "CPU worker processes of the process backend when there is no GPU",
+    "gpu": "GPUs per evaluation (process: exactly 1; ray: fractions share a GPU)",
+    "n_workers": "CPU workers of the process and ray backends when there is no GPU",
+    "cpus_per_eval": "CPUs each evaluation reserves (ray backend)",
+    "max_retries": "times an evaluation whose worker died or that raised is tried again before it is recorded as "
+    "failed (ray backend)",
+    "eval_timeout": "seconds after which an evaluation is cancelled and recorded as failed (ray backend; none: no "
+    "limit)",
+    "ray_address": "Ray cluster (HOST:PORT or ray://HOST:PORT) of the ray backend; none: RAY_ADDRESS, else a local "
+    "Ray started for the search",
     "device": "auto, cpu or cuda",
     **{flag: f"{text} (evaluator ee)" for flag, text in EE_HELP.items()},
     "first_obj": f"first objective: {' or '.join(FIRST_OBJECTIVES)} (FlatNAS: accuracy and flatness, needs "
