@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from data.cifar_c import CORRUPTIONS
+from robustness.corruptions import check_corruption
 from robustness.flatness import FLATNESS_HELP, FlatnessConfig
 from utils.errors import UsageError
 
@@ -40,13 +41,15 @@ class RobustConfig:
         if self.corruptions == ALL:
             return CORRUPTIONS
         names = tuple(dict.fromkeys(n.strip() for n in self.corruptions.split(",") if n.strip()))
-        unknown = [n for n in names if n not in CORRUPTIONS]
-        if unknown or not names:
+        if not names:
             raise UsageError(
-                f"--corruptions: unknown corruption {(unknown[0] if unknown else self.corruptions)!r}; "
-                f"choose among: {', '.join(CORRUPTIONS)} (or all)"
+                f"--corruptions {self.corruptions!r} names no corruption; choose among: "
+                f"{', '.join(CORRUPTIONS)} (or all)"
             )
-        return names
+        try:
+            return tuple(check_corruption(n) for n in names)
+        except UsageError as err:
+            raise UsageError(f"--corruptions: {err}") from None
 
     @property
     def measures(self) -> tuple[str, ...]:
