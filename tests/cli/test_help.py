@@ -6,6 +6,7 @@ Entry points are discovered: every root `*.py` and every package module with a `
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -65,10 +66,30 @@ def entry_points() -> list[str]:
     return found
 
 
-def command(entry: str) -> list[str]:
-    """The command line that runs `entry`."""
-    return [sys.executable, entry] if entry.endswith(".py") else [sys.executable, "-m", entry]
-
+# Runs each entry point as `python x.py --help` / `python -m pkg.module --help` would (as `__main__`), in one
+# interpreter so that torch is imported once, not once per entry point; prints {entry: [exit code, stdout, stderr]}.
+RUNNER = """
+import contextlib, io, json, runpy, sys, warnings
+warnings.simplefilter("ignore", RuntimeWarning)  # runpy: a module already imported as another one's dependency
+answers = {}
+for entry in sys.argv[1:]:
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    sys.argv = [entry, "--help"]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            if entry.endswith(".py"):
+                runpy.run_path(entry, run_name="__main__")
+            else:
+                runpy.run_module(entry, run_name="__main__", alter_sys=True)
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else 1
+        except BaseException:
+            import traceback
+            traceback.print_exc(file=err)
+            code = 1
+    answers[entry] = [code, out.getvalue(), err.getvalue()]
+print(json.dumps(answers))
+"""
 
 ENTRY_POINTS = entry_points()
 
@@ -80,16 +101,24 @@ def test_discovery_finds_the_known_entry_points():
     assert "bench.report" not in ENTRY_POINTS  # a library module, not a CLI
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
-def test_help_exits_0_with_a_usage_line_listing_the_registered_choices(entry):
+@pytest.fixture(scope="module")
+def helps() -> dict[str, list]:
+    """Every entry point's `--help`: exit code, stdout, stderr."""
     env = {**os.environ, "COLUMNS": "1000", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}  # no wrapped lines
     result = subprocess.run(
-        [*command(entry), "--help"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-c", RUNNER, *ENTRY_POINTS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.startswith("usage: "), result.stdout[:500]
-    assert "Traceback" not in result.stderr
-    options = result.stdout.split("options:", 1)[-1]
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_help_exits_0_with_a_usage_line_listing_the_registered_choices(helps, entry):
+    code, stdout, stderr = helps[entry]
+    assert code == 0, stderr[-2000:]
+    assert stdout.startswith("usage: "), stdout[:500]
+    assert "Traceback" not in stderr
+    options = stdout.split("options:", 1)[-1]
     for flag, names in CHOICES.items():
         if f"  {flag} " in options or f"  {flag}," in options:
             missing = [name for name in names if name not in options]

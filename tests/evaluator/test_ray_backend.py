@@ -1,7 +1,8 @@
-"""The `ray` backend: a search gives the archive of `sequential`; retries, dead workers, timeouts; bad input.
+"""The `ray` backend: a killed search resumes to the archive of `sequential`; retries, dead workers, timeouts; bad
+input.
 
-Two Ray instances in all: the search starts (and stops) its own local Ray, then one module-scoped backend owns
-another for the fault tests. The fault tests use `FaultyEvaluator`, registered only while that backend is built;
+Three Ray instances in all: a search driver started in a subprocess (and killed) starts one, its resumed search
+starts (and stops) another, then one module-scoped backend owns a third for the fault tests. The fault tests use `FaultyEvaluator`, registered only while that backend is built;
 the backend ships the evaluator's class to its workers, and this module is registered with cloudpickle to be
 pickled by value, so the workers need not import it (nor pytest).
 """
@@ -9,6 +10,7 @@ pickled by value, so the workers need not import it (nor pytest).
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +24,8 @@ from evaluator import EVALUATORS, EvalResult, Evaluator, EvaluatorSpec, write_re
 from evaluator.ray_backend import RayBackend  # noqa: E402
 from tests.search.test_search_loop import archive_summary, argv  # noqa: E402
 from utils.cli import run_cli  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class FaultyEvaluator(Evaluator):
@@ -69,18 +73,47 @@ def no_ray_address(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
 
 
-def test_a_ray_search_gives_the_archive_of_sequential(weights, tmp_path, no_ray_address):
-    """The real path: a local Ray started for the search (2 workers) and shut down after it."""
+def result_files(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every `net_{i}.stats` under `folder`: its bytes and modification time."""
+    return {str(f.relative_to(folder)): (f.read_bytes(), f.stat().st_mtime_ns) for f in folder.glob("*/*.stats")}
+
+
+def kill_when_iteration_started(process: subprocess.Popen, save: Path, timeout: float = 300.0) -> dict:
+    """SIGKILL the driver `process` once an evaluation of iteration 1 has written its result, before the iteration
+    ends; returns the iteration's result files at that moment."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        done = result_files(save / "iter_1")
+        if done and not (save / "iter_1.stats").exists():
+            process.kill()
+            process.wait()
+            return done
+        time.sleep(0.02)
+    process.kill()
+    pytest.fail(f"the driver ended (code {process.poll()}) or timed out before iteration 1 was half done")
+
+
+def test_a_killed_ray_search_resumes_to_the_archive_of_sequential(weights, tmp_path, no_ray_address):
+    """The real path end to end: a driver on its own local Ray (2 workers) is SIGKILLed in the middle of iteration
+    1, then resumed with `--resume` on a fresh local Ray: the archive is the sequential run's, the evaluations written
+    before the kill are kept as they were (none run twice), and each Ray the search started is shut down."""
     assert not ray.is_initialized(), "this test runs before the module's backend starts its own Ray"
-    flags = ("--n_doe", "4", "--iterations", "1", "--n_iter", "1", "--ur", "16")  # 5 evaluations: a short search
-    summaries = {}
-    for backend in ("sequential", "ray"):
-        save = tmp_path / backend
-        assert run_cli(msunas.main, argv(weights, save, *flags, "--backend", backend, "--n_workers", "2")) == 0
-        summaries[backend] = archive_summary(json.loads((save / "iter_1.stats").read_text()))
+    flags = ("--n_doe", "4", "--iterations", "1", "--n_iter", "3", "--ur", "16", "--n_workers", "2")
+    reference = tmp_path / "sequential"
+    assert run_cli(msunas.main, argv(weights, reference, *flags)) == 0
+    save = tmp_path / "ray"
+    command = [sys.executable, "msunas.py", *argv(weights, save, *flags, "--backend", "ray")]
+    driver = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    before = kill_when_iteration_started(driver, save)
+    assert len(before) < 3
+    resume = ("--resume", str(save / "iter_0.stats"), "--backend", "ray")
+    assert run_cli(msunas.main, argv(weights, save, *flags, *resume)) == 0
     assert not ray.is_initialized(), "the backend shuts down the Ray it started"
-    assert len(summaries["ray"]) == 4 + 1
-    assert summaries["ray"] == summaries["sequential"]
+    after = result_files(save / "iter_1")
+    assert len(after) == 3 and all(after[name] == before[name] for name in before)
+    resumed = archive_summary(json.loads((save / "iter_1.stats").read_text()))
+    assert len(resumed) == 4 + 3
+    assert resumed == archive_summary(json.loads((reference / "iter_1.stats").read_text()))
 
 
 @pytest.fixture(scope="module")

@@ -77,7 +77,8 @@ def test_evaluation_is_deterministic_and_order_free(config, archs, sequential_re
     assert [r.top1 for r in reversed_results[::-1]] == [r.top1 for r in sequential_results[0]]
 
 
-@pytest.mark.parametrize("name", list_backends())
+# `ray` is held to the same by tests/evaluator/test_ray_backend.py, on a whole search (a local Ray costs ~20 s).
+@pytest.mark.parametrize("name", [name for name in list_backends() if name != "ray"])
 def test_every_backend_equals_sequential(config, archs, sequential_results, tmp_path, name):
     dirs = [tmp_path / f"net_{i}" for i in range(len(archs))]
     with create_backend(name, EvaluatorSpec("supernet", {"config": config}), n_workers=2, n_gpus=0) as backend:
