@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from evaluator import EVALUATORS
 from postsearch.export import load_inheritance, name_choices, write_choice, write_plot, write_tables
 from postsearch.finished import read_search
 from postsearch.selection import build_front, choose, create_chooser, with_exits
@@ -100,11 +101,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if taken and not cfg.overwrite:
         raise UsageError(f"--save {out} already holds {', '.join(p.name for p in taken)}; pass --overwrite to replace")
 
+    ckpts = {}
+    for choice in choices:
+        net = find_net_folder(folder, front.entries[choice.index], archive)
+        ckpts[choice.name] = net / "ckpt.pth" if net is not None and (net / "ckpt.pth").is_file() else None
+        if ckpts[choice.name] is None and EVALUATORS.get(search.evaluator_name).writes_networks(search):
+            raise UsageError(
+                f"the measured network of {choice.name} is missing: no ckpt.pth in its search folder "
+                f"({net or 'not found'}), which the {search.evaluator_name} evaluator writes for every network"
+            )
     for choice in choices:
         entry = front.entries[choice.index]
-        net = find_net_folder(folder, entry, archive)
-        ckpt = net / "ckpt.pth" if net is not None and (net / "ckpt.pth").is_file() else None
-        write_choice(out / choice.name, entry, ckpt, inheritance, [o for o in front.objectives if o.fit is not None])
+        fitted = [o for o in front.objectives if o.fit is not None]
+        keys = search.space().structure_keys
+        write_choice(out / choice.name, entry, ckpts[choice.name], inheritance, fitted, keys)
         stats = entry.stats
         costs = ", ".join(f"{k} {stats[k]:.3f} M" for k in ("params", "macs", "activations") if k in stats)
         print(f"{out / choice.name}: top1 {stats['top1']:.2f} %, {costs} (iteration {entry.iteration})")

@@ -32,6 +32,12 @@ class DNAS(nn.Module, ABC):
         Its value is the cost model's tensor form on the binarised (or one-hot) architecture.
         """
 
+    def epoch_end(self, epoch: int, epochs: int) -> None:
+        """Called by a training loop after each epoch (`epoch` from 0 of `epochs`): schedules such as a temperature.
+
+        Does nothing by default.
+        """
+
     def get_regularization_loss(self) -> Tensor:
         """The differentiable cost (`regularizer`) of the current architecture."""
         return self.cost()

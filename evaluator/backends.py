@@ -69,11 +69,12 @@ register_backend = BACKENDS.register
 def create_backend(name: str, spec: EvaluatorSpec, n_gpus: int | None = None, **kwargs: object) -> Backend:
     """Build the backend registered under `name` for evaluators built from `spec`.
 
-    Asking for more GPUs (`n_gpus`) than CUDA shows is a `UsageError` whatever the backend: a search meant for GPUs
-    never runs on the CPU without a word.
+    Asking for more GPUs (`n_gpus`) than there are is a `UsageError` whatever the backend: a search meant for GPUs
+    never runs on the CPU without a word. Backends registered with `cluster=True` count a cluster's GPUs themselves;
+    the others are checked here against the CUDA devices this process sees.
     """
     visible = torch.cuda.device_count()
-    if n_gpus is not None and n_gpus > visible:
+    if n_gpus is not None and n_gpus > visible and not BACKENDS.meta(name).get("cluster", False):
         seen = f"only {visible} CUDA device(s) are visible" if visible else "no CUDA device is visible"
         raise UsageError(f"--n_gpus {n_gpus} but {seen}; leave --n_gpus out to use what is there (the CPU without one)")
     return BACKENDS.create(name, spec=spec, n_gpus=n_gpus, **kwargs)

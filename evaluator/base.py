@@ -123,8 +123,15 @@ class Evaluator(ABC):
     name: str = ""
     measures: ClassVar[tuple[str, ...]] = ("top1",)
     """Record keys this evaluator measures that no cost function computes (objectives and constraints on them)."""
+    refines: ClassVar[bool] = False
+    """Whether it refines candidates with `--inner_search` (dnas.inner) before measuring them."""
     switches: ClassVar[Mapping[str, str]] = {}
     """Keys this evaluator measures only when a flag asks for them, with the flag (`robustness`: --eval_robust)."""
+
+    @classmethod
+    def writes_networks(cls, search: SearchConfig) -> bool:
+        """Whether every evaluation writes `ckpt.pth` with a network its architecture alone does not describe."""
+        return False
 
     @classmethod
     def measured(cls, search: SearchConfig) -> tuple[str, ...]:
@@ -139,3 +146,17 @@ class Evaluator(ABC):
     @abstractmethod
     def evaluate(self, archs: Sequence[Arch], out_dirs: Sequence[str | os.PathLike[str]]) -> list[EvalResult]:
         """One `EvalResult` per architecture, in order; each also written into its `out_dirs` entry."""
+
+
+class OneByOneEvaluator(Evaluator):
+    """An evaluator that measures each architecture of a batch in turn (`evaluate_one`)."""
+
+    def evaluate(self, archs: Sequence[Arch], out_dirs: Sequence[str | os.PathLike[str]]) -> list[EvalResult]:
+        """Evaluate each architecture in turn; a failure is recorded and the rest of the batch goes on."""
+        if len(archs) != len(out_dirs):
+            raise ValueError(f"{len(archs)} architectures but {len(out_dirs)} output folders")
+        return [self.evaluate_one(arch, Path(out)) for arch, out in zip(archs, out_dirs, strict=True)]
+
+    @abstractmethod
+    def evaluate_one(self, arch: Arch, out_dir: Path) -> EvalResult:
+        """Measure one architecture, write its files into `out_dir` (a failure as `EvalResult.failure`)."""

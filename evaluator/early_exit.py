@@ -53,6 +53,7 @@ class EarlyExitEvaluator(SupernetEvaluator):
 
     name = "ee"
     measures = ("top1", "avg_macs")
+    refines = False
     switches: ClassVar[Mapping[str, str]] = {}
 
     @classmethod

@@ -181,7 +181,9 @@ def _describe(err: Exception) -> str:
     return lines[-1] if lines else type(err).__name__
 
 
-@register_backend("ray", help="a pool of Ray actors on RAY_ADDRESS (--ray_address) or a local Ray; retries, timeouts")
+@register_backend(
+    "ray", cluster=True, help="a pool of Ray actors on RAY_ADDRESS (--ray_address) or a local Ray; retries, timeouts"
+)
 class RayBackend(Backend):
     """A pool of Ray actors, each building the evaluator once (see the module's docstring for why and how).
 
@@ -283,6 +285,11 @@ class RayBackend(Backend):
         cluster_gpus = float(total.get("GPU", 0))
         node_cpus = max((float(r.get("CPU", 0)) for r in nodes), default=0.0)
         node_gpus = max((float(r.get("GPU", 0)) for r in nodes), default=0.0)
+        if n_gpus is not None and n_gpus > cluster_gpus:
+            raise UsageError(
+                f"--n_gpus {n_gpus} but the Ray cluster has {cluster_gpus:g} GPU(s); leave --n_gpus out to use what "
+                "it has"
+            )
         if device.startswith("cuda") and cluster_gpus == 0:
             raise UsageError(f"--device {device} but the Ray cluster has 0 GPUs")
         use_gpu = device != "cpu" and n_gpus != 0 and cluster_gpus > 0

@@ -13,9 +13,8 @@ before anything is evaluated: the dataset is loaded and the supernet once, so a 
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -23,9 +22,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from torch import nn
 
 from data import DatasetSplits, SplitSpec, create_dataset, validation_split
-from evaluator.base import EvalResult, Evaluator, write_result
+from dnas.inner import InnerConfig, refine
+from dnas.refined import module_specs, rebuild, refined_record
+from evaluator.base import EvalResult, OneByOneEvaluator, write_result
 from evaluator.registry import register_evaluator
-from hw.systolic import DEFAULT_ARRAY
+from hw.metrics import COST_KEYS
+from hw.systolic import DEFAULT_ARRAY, SystolicArray
 from robustness.config import RobustConfig
 from robustness.measure import RobustnessMeasurement
 from search_space import Arch, SearchSpace, create_search_space
@@ -70,6 +72,7 @@ class SupernetEvalConfig:
     num_workers: int = 0
     systolic_array: tuple[int, int] = DEFAULT_ARRAY
     robust: RobustConfig = field(default_factory=RobustConfig)
+    inner: InnerConfig = field(default_factory=InnerConfig)
 
     def validate(self) -> SupernetEvalConfig:
         """`self` after checking the values a user may get wrong."""
@@ -79,6 +82,7 @@ class SupernetEvalConfig:
             raise UsageError("need --n_bn_cal >= 1 and --n_epochs >= 0")
         self.optim.validate()
         self.robust.validate()
+        self.inner.validate()
         if self.valid_limit is not None and self.valid_limit < 1:
             raise UsageError(f"the validation limit must be >= 1, got {self.valid_limit}")
         return self
@@ -88,8 +92,22 @@ class SupernetEvalConfig:
         return create_dataset(self.dataset, data=self.data, vld_size=self.vld_size, seed=self.split_seed)
 
     def check_inputs(self, space: SearchSpace) -> None:
-        """Load the dataset and the supernet once, so that either failing is a one-line `UsageError` now."""
+        """Load the dataset and the supernet, and convert the smallest network for the inner search, once.
+
+        Any of them failing is a one-line `UsageError` now, before anything is evaluated.
+        """
         n_classes = self.dataset_splits().n_classes
+        if self.inner.enabled:
+            smallest = space.smallest()
+            network = space.build_network(smallest, n_classes, self.width_mult)
+            resolution = space.resolution(smallest)
+            try:
+                self.inner.engine(network, (3, resolution, resolution))
+            except UsageError as err:
+                raise UsageError(
+                    f"--inner_search {self.inner.inner_search} cannot refine networks of --search_space "
+                    f"{space.name}: {err}"
+                ) from None
         try:
             space.load_supernet(self.supernet_path, n_classes, self.width_mult)
         except UsageError as err:
@@ -102,16 +120,26 @@ class SupernetEvalConfig:
 
 
 @register_evaluator("supernet", help="inherit supernet weights, recalibrate batch norm, optionally fine-tune, validate")
-class SupernetEvaluator(Evaluator):
+class SupernetEvaluator(OneByOneEvaluator):
     """Evaluates subnets of one supernet, whose weights are loaded once, at construction."""
 
     name = "supernet"
     switches: ClassVar[Mapping[str, str]] = {"robustness": "--eval_robust", "mCE": "--ood_eval"}
+    refines = True
+
+    @classmethod
+    def writes_networks(cls, search: SearchConfig) -> bool:
+        """With `--inner_search`: the refined networks."""
+        return search.inner.enabled
 
     @classmethod
     def measured(cls, search: SearchConfig) -> tuple[str, ...]:
-        """`top1`, plus `robustness` with `--eval_robust` and `mCE` with `--ood_eval`."""
-        return (*cls.measures, *search.robust.measures)
+        """`top1`, `robustness` with `--eval_robust`, `mCE` with `--ood_eval`, every cost with `--inner_search`.
+
+        With an inner search the costs are the refined network's, known only once it is measured.
+        """
+        costs = COST_KEYS if search.inner.enabled else ()
+        return (*cls.measures, *search.robust.measures, *costs)
 
     @classmethod
     def arguments(cls, search: SearchConfig) -> dict[str, object]:
@@ -137,6 +165,7 @@ class SupernetEvaluator(Evaluator):
             device=search.device,
             systolic_array=search.array,
             robust=search.robust,
+            inner=search.inner,
         ).validate()
         split = validation_split(
             card_split(path, search.dataset),
@@ -171,12 +200,6 @@ class SupernetEvaluator(Evaluator):
             100 / max(n_valid, 1),
         )
 
-    def evaluate(self, archs: Sequence[Arch], out_dirs: Sequence[str | os.PathLike[str]]) -> list[EvalResult]:
-        """Evaluate each architecture in turn; a failure is recorded and the rest of the batch goes on."""
-        if len(archs) != len(out_dirs):
-            raise ValueError(f"{len(archs)} architectures but {len(out_dirs)} output folders")
-        return [self.evaluate_one(arch, Path(out)) for arch, out in zip(archs, out_dirs, strict=True)]
-
     def evaluate_one(self, arch: Arch, out_dir: Path) -> EvalResult:
         """Measure one architecture and write its files into `out_dir`."""
         start = time.perf_counter()
@@ -184,6 +207,10 @@ class SupernetEvaluator(Evaluator):
             arch = self.space.validate(arch)
             subnet, top1, measured = self._train_and_validate(arch)
             costs = self.costs(arch)
+            refined = measured.pop("inner", None)
+            if refined is not None:
+                measured = {**measured, "outer": costs.as_dict(), "inner": refined}
+                costs = self.space.measure(subnet, arch, self.config.systolic_array)
             result = EvalResult(
                 arch=arch,
                 status="ok",
@@ -194,24 +221,31 @@ class SupernetEvaluator(Evaluator):
                 extras={"peak_act": costs.peak_act, "latency": costs.latency, **measured},
                 wall_time_s=time.perf_counter() - start,
             )
-            if self.config.save_ckpt:
-                cfg = self.config
-                split = SplitSpec(cfg.dataset, cfg.split_seed, cfg.vld_size)
-                record = subnet_checkpoint(subnet, arch, self.splits.n_classes, cfg.width_mult, split)
-                atomic_torch_save(out_dir / "ckpt.pth", record)
+            if self.config.save_ckpt or refined is not None:
+                self._save_checkpoint(subnet, arch, out_dir, refined)
         except Exception as err:
             log.warning("evaluation of %s failed: %s: %s", out_dir.name, type(err).__name__, err)
             result = EvalResult.failure(arch, err, time.perf_counter() - start)
         write_result(result, out_dir)
         return result
 
+    def _save_checkpoint(self, network: nn.Module, arch: Arch, out_dir: Path, inner: dict[str, Any] | None) -> None:
+        """`ckpt.pth`: the measured network's weights and what rebuilds it (a refined one's layer specs too)."""
+        cfg = self.config
+        split = SplitSpec(cfg.dataset, cfg.split_seed, len(self.splits.valid))  # the size, not None
+        record = subnet_checkpoint(network, arch, self.splits.n_classes, cfg.width_mult, split)
+        if inner is not None:
+            record = {**record, "specs": module_specs(network), "inner": inner}
+        atomic_torch_save(out_dir / "ckpt.pth", record)
+
     def _train_and_validate(self, arch: Arch) -> tuple[nn.Module, float, dict[str, Any]]:
         """The network `ckpt.pth` would hold, its validation top-1 and numbers beyond the cost function's.
 
-        Those numbers become extras of the result, except `params`, which replaces the cost function's count.
+        Those numbers become extras of the result, except `params`, which replaces the cost function's count, and
+        `inner`, the record of the inner search that refined the network (its costs are then measured on it).
         """
         cfg = self.config
-        subnet = self._subnet(arch)
+        subnet, inner = self._network(arch)
         top1 = accuracy(
             subnet,
             self.splits,
@@ -221,7 +255,8 @@ class SupernetEvaluator(Evaluator):
             device=self.device,
             limit=cfg.valid_limit,
         )
-        return subnet, top1, self._robustness(subnet, arch)
+        measured = self._robustness(subnet, arch)
+        return subnet, top1, measured if inner is None else {**measured, "inner": inner}
 
     def _robustness(self, subnet: nn.Module, arch: Arch) -> dict[str, Any]:
         """The robustness numbers asked for (`--eval_robust`, `--ood_eval`), on the validation split only."""
@@ -237,14 +272,30 @@ class SupernetEvaluator(Evaluator):
         )
 
     def _subnet(self, arch: Arch) -> nn.Module:
-        """The extracted subnet of `arch`, recalibrated (and fine-tuned) on the training split."""
-        seed = self.config.seed  # common random numbers: every architecture sees the same images in the same order
+        """The extracted subnet of `arch`, recalibrated, refined (`--inner_search`) and fine-tuned (`--n_epochs`)."""
+        return self._network(arch)[0]
+
+    def _network(self, arch: Arch) -> tuple[nn.Module, dict[str, Any] | None]:
+        """`_subnet(arch)` and the record of the inner search that refined it (None without one)."""
+        cfg = self.config
+        seed = cfg.seed  # common random numbers: every architecture sees the same images in the same order
         subnet = self.space.extract(self.supernet, arch)
         self._recalibrate(subnet, arch, seed)
-        if self.config.n_epochs > 0:
+        inner = None
+        if cfg.inner.enabled:
+            hardware = SystolicArray(*cfg.systolic_array)
+            refinement = refine(
+                subnet, self.splits, self.space.resolution(arch), cfg.inner, optim=cfg.optim, seed=seed,
+                device=self.device, hardware=hardware,
+            )  # fmt: skip
+            base = self.space.build_network(arch, self.splits.n_classes, cfg.width_mult)
+            subnet = rebuild(base, refined_record(refinement.network)).to(self.device)
+            inner = refinement.record
+            self._recalibrate(subnet, arch, seed)
+        if cfg.n_epochs > 0:
             self._fine_tune(subnet, arch, seed)
             self._recalibrate(subnet, arch, seed)
-        return subnet
+        return subnet, inner
 
     def _recalibrate(self, subnet: nn.Module, arch: Arch, seed: int) -> None:
         images = calibration_images(

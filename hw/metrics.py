@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+COST_KEYS = ("params", "macs", "activations", "peak_act", "latency")
+"""The cost keys of a record (`CostMetrics.as_dict`)."""
+
 
 @dataclass(frozen=True)
 class CostMetrics:

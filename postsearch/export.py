@@ -4,8 +4,10 @@ A choice's folder `net-{label}_{rank}` holds `net.subnet` (the architecture, as 
 (what the search measured), `ckpt.pth` when the search saved one, and `net.inherited` when a supernet is given:
 `{"state_dict", "arch", "n_classes", "width_mult"}` of the subnet extracted from the supernet, ready to
 fine-tune, plus `split` (the validation split the supernet never trained on, from its card) when the supernet has a
-card, so that `train.py` validates on the same images. Each folder is filled under a temporary name and renamed
-into place, so it is complete or absent.
+card, so that `train.py` validates on the same images. When the search measured networks its architectures do not
+describe (refined by `--inner_search`, or cells DARTS found), their `ckpt.pth` (with the space's `structure_keys`)
+is written as `net.inherited` instead. Each folder is
+filled under a temporary name and renamed into place, so it is complete or absent.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from search.objectives import Objective, objective_matrix
 from search.plots import plot_front
 from search_space import SearchSpace
 from supernets.card import card_split
-from training.checkpoint import subnet_checkpoint
+from training.checkpoint import read_checkpoint, subnet_checkpoint
 from utils.errors import UsageError
 from utils.io import atomic_folder, atomic_torch_save, write_csv, write_json, write_text
 
@@ -112,8 +114,23 @@ def load_inheritance(supernet_path: str | None, search: SearchConfig) -> Inherit
     return Inheritance(space, supernet, n_classes, search.width_mult, card_split(path, search.dataset))
 
 
+def holds_network(ckpt: Path, structure_keys: Sequence[str]) -> bool:
+    """Whether an evaluator's `ckpt.pth` holds a network its architecture alone does not describe.
+
+    That is, it has one of the search space's `structure_keys`: an inner search's refined layer specs, the cells
+    DARTS found.
+    """
+    record = read_checkpoint(ckpt)
+    return any(key in record for key in structure_keys)
+
+
 def write_choice(
-    folder: Path, entry: Entry, ckpt: Path | None, inheritance: Inheritance | None, fitted: Sequence[Objective] = ()
+    folder: Path,
+    entry: Entry,
+    ckpt: Path | None,
+    inheritance: Inheritance | None,
+    fitted: Sequence[Objective] = (),
+    structure_keys: Sequence[str] = (),
 ) -> Path:
     """Write one choice's folder (replacing whatever is at `folder`); see the module docstring.
 
@@ -126,7 +143,9 @@ def write_choice(
         write_json(tmp / STATS, {**entry.stats, **derived})
         if ckpt is not None:
             shutil.copyfile(ckpt, tmp / CKPT)
-        if inheritance is not None:
+        if ckpt is not None and holds_network(ckpt, structure_keys):
+            shutil.copyfile(ckpt, tmp / INHERITED)  # the measured network, not the one its architecture describes
+        elif inheritance is not None:
             inheritance.write(tmp / INHERITED, entry.arch)
     return folder
 

@@ -6,13 +6,15 @@ import argparse
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from acc_predictor import PREDICTORS
 from data import DATASETS
+from dnas.inner import INNER_HELP, InnerConfig
 from early_exit.config import EE_HELP, EETrainConfig
 from evaluator import BACKENDS, EVALUATORS
+from hw.metrics import COST_KEYS
 from robustness.config import ROBUST_HELP, RobustConfig
 from search.algorithms import ALGORITHMS
 from search.objectives import (
@@ -86,6 +88,7 @@ class SearchConfig:
     ee: EETrainConfig = field(default_factory=EETrainConfig)
     alpha: float = 0.5
     robust: RobustConfig = field(default_factory=RobustConfig)
+    inner: InnerConfig = field(default_factory=InnerConfig)
 
     def validate(self) -> SearchConfig:
         """`self` after checking every value a user may get wrong (one `UsageError` naming the flag)."""
@@ -126,6 +129,14 @@ class SearchConfig:
             raise UsageError(failed[0])
         self.ee.validate()
         self.robust.validate()
+        self.inner.validate()
+        if self.inner.enabled and not EVALUATORS.get(self.evaluator_name).refines:
+            refiners = [e.name for e in EVALUATORS.entries() if EVALUATORS.get(e.name).refines]
+            raise UsageError(
+                f"--inner_search {self.inner.inner_search} refines candidates of --evaluator "
+                f"{' or '.join(refiners)}, not of {self.evaluator_name} (the evaluator of --search_space "
+                f"{self.search_space})"
+            )
         for name in self.objectives:
             self.objective(name)  # each objective checks its own settings (--alpha of top1_robust)
         self.check_measured()
@@ -152,6 +163,11 @@ class SearchConfig:
             )
 
     @property
+    def _measured_costs(self) -> set[str]:
+        """Cost keys the evaluator measures on the network it builds, instead of the space's cost function."""
+        return set(EVALUATORS.get(self.evaluator_name).measured(self)) & set(COST_KEYS)
+
+    @property
     def array(self) -> tuple[int, int]:
         """`--systolic_array` as `(s1, s2)`: the array the `latency` objective is counted on."""
         rows, cols = self.systolic_array.split("x")
@@ -165,15 +181,20 @@ class SearchConfig:
     def objective(self, name: str) -> Objective:
         """The objective `name` with this search's settings of its parameters (e.g. `tiny_ml`'s bounds and weights).
 
+        An objective that needs a cost the evaluator measures (the refined network's with `--inner_search`, the
+        found network's with the `darts` evaluator) is not cheap: it is predicted, not computed from the genome.
+
         Parameters a search fits to its archive (`top1_robust`'s `alpha_norm`) are left to `Objective.fit`.
         """
         settings = {p: getattr(self, p) for p in objective_parameters(name) if hasattr(self, p)}
-        return create_objective(name, **settings)
+        objective = create_objective(name, **settings)
+        return replace(objective, cheap=False) if set(objective.needs) & self._measured_costs else objective
 
     def constraints(self) -> list[Constraint]:
         """The constraints whose bound this search gives (one flag per registered constraint)."""
         objectives = [self.objective(name) for name in self.objectives]
-        return build_constraints(objectives, **{name: getattr(self, name) for name in list_constraints()})
+        constraints = build_constraints(objectives, **{name: getattr(self, name) for name in list_constraints()})
+        return [replace(c, cheap=False) if c.key in self._measured_costs else c for c in constraints]
 
     @property
     def evaluator_name(self) -> str:
@@ -261,6 +282,7 @@ HELP = {  # flags whose choices live in a registry get their help from it (`help
     "--eval_robust)",
     "alpha": "weight of the top-1 error in top1_robust = alpha * top1_err + alpha_norm * (1 - alpha) * robustness",
     **ROBUST_HELP,
+    **INNER_HELP,
 }
 
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from torch import nn
 
+from dnas.refined import apply_specs
+from hw.measure import measure_counts
 from hw.metrics import CostMetrics
 from hw.systolic import DEFAULT_ARRAY
 from utils.errors import UsageError
@@ -47,6 +50,8 @@ class SearchSpace(ABC):
 
     name: str = ""
     default_evaluator: ClassVar[str] = "supernet"
+    structure_keys: ClassVar[tuple[str, ...]] = ("specs",)
+    """Keys of a weights record that describe its network beyond the architecture (`network_for` reads them)."""
 
     @property
     @abstractmethod
@@ -101,6 +106,14 @@ class SearchSpace(ABC):
         """Exact costs of this space's architectures for `n_classes` classes (latency on an `array` systolic array)."""
         raise UsageError(f"search space {self.name!r} has no analytic cost function")
 
+    def measure(self, network: nn.Module, arch: Arch, array: tuple[int, int] = DEFAULT_ARRAY) -> CostMetrics:
+        """Costs counted on a built `network` of `arch` (one that an inner search may have refined), at its resolution.
+
+        `hw.measure.measure_counts` (`peak_act` NaN); a space whose family has a live-tensor tracer measures it too.
+        """
+        resolution = self.resolution(arch)
+        return measure_counts(network, (3, resolution, resolution), array).to_metrics()
+
     def build_supernet(self, n_classes: int, width_mult: float = 1.0) -> nn.Module:
         """A freshly initialised supernet whose subnets are this space's architectures."""
         raise UsageError(f"search space {self.name!r} has no weight-sharing supernet")
@@ -124,6 +137,18 @@ class SearchSpace(ABC):
     def build_network(self, arch: Arch, n_classes: int, width_mult: float = 1.0) -> nn.Module:
         """The standalone network of `arch`, freshly initialised."""
         return self.extract(self.build_supernet(n_classes, width_mult), arch)
+
+    def network_for(
+        self, arch: Arch, n_classes: int, width_mult: float = 1.0, structure: Mapping[str, Any] | None = None
+    ) -> nn.Module:
+        """The freshly initialised network a weights record (`ckpt.pth`, `net.inherited`) holds for `arch`.
+
+        `structure` is that record's `structure_keys` entries: with `specs`, the layers an inner search refined
+        (`dnas.refined`) replace `build_network`'s.
+        """
+        network = self.build_network(arch, n_classes, width_mult)
+        specs = (structure or {}).get("specs")
+        return network if specs is None else apply_specs(network, specs)
 
     def default_supernet(self, dataset: str, width_mult: float, device: str, train: bool = True) -> Path | None:
         """Weights to search without `--supernet_path`, or None when there are none.

@@ -174,6 +174,8 @@ class NetTrainer:
         )
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}
+        start_record = (resumed if resumed is not None else initial) or {}
+        self.structure = {k: start_record[k] for k in self.space.structure_keys if k in start_record}
         if resumed is not None:
             self.init = str(resumed["init"])
             self.width_mult = float(resumed["width_mult"])
@@ -202,7 +204,7 @@ class NetTrainer:
 
     def _build_model(self, weights: dict[str, torch.Tensor] | None, path: Path) -> nn.Module:
         """The network to train, with `weights` (read from `path`) loaded, else freshly initialised."""
-        model = self.space.build_network(self.arch, self.n_classes, self.width_mult)
+        model = self.space.network_for(self.arch, self.n_classes, self.width_mult, self.structure)
         if weights is not None:
             self._load_weights(model, weights, path)
         return model
@@ -336,12 +338,19 @@ class NetTrainer:
             self.best["epoch"],
         )
 
+    def _checkpoint(self) -> dict[str, Any]:
+        """The model's `subnet_checkpoint` record, with what describes its network beyond the architecture."""
+        return {
+            **subnet_checkpoint(self.model, self.arch, self.n_classes, self.width_mult, self.split),
+            **self.structure,
+        }
+
     def save_checkpoint(self) -> None:
         """Write the per-epoch checkpoint (weights, optimiser, schedule, RNGs, best so far, history), atomically."""
         atomic_torch_save(
             self.paths.checkpoint,
             {
-                **subnet_checkpoint(self.model, self.arch, self.n_classes, self.width_mult, self.split),
+                **self._checkpoint(),
                 "init": self.init,
                 "finetune": self.tuner.state_dict(),
                 "best": self.best,
@@ -377,7 +386,10 @@ class NetTrainer:
 
     def _selected(self) -> dict[str, Any]:
         """The numbers of the selected weights that open `net.stats`; the test split is measured here, once."""
-        costs = self.space.cost_function(self.n_classes, self.width_mult)(self.arch)
+        if not self.structure:
+            costs = self.space.cost_function(self.n_classes, self.width_mult)(self.arch)
+        else:  # refined by an inner search, or cells DARTS found: the architecture's costs no longer describe it
+            costs = self.space.measure(self.model, self.arch)
         return {
             "top1": self.best["valid_top1"],
             "valid_top1": self.best["valid_top1"],
@@ -420,8 +432,7 @@ class NetTrainer:
         if self.cfg.export:
             path = export_model(self.cfg.export, self.exportable(), self.paths.export(self.cfg.export), self.resolution)
             log.info("exported %s", path)
-        ckpt = subnet_checkpoint(self.model, self.arch, self.n_classes, self.width_mult, self.split)
-        atomic_torch_save(self.paths.ckpt, ckpt)
+        atomic_torch_save(self.paths.ckpt, self._checkpoint())
         write_json(self.paths.stats, stats)
         log.info(
             "%s: valid top-1 %.2f%% (selected: epoch %d of %d), test top-1 %.2f%% (measured once, on the selected "

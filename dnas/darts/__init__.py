@@ -2,7 +2,7 @@
 
 from dnas.darts.architect import UPSTREAM_MODES, Architect, ResourcePenalty, beta_decay, mode_cost, optimization_modes
 from dnas.darts.costs import Cost, measure
-from dnas.darts.genotypes import IMAGE_2D, TINYML_1D, Genotype_CNN
+from dnas.darts.genotypes import IMAGE_2D, TINYML_1D, Genotype_CNN, genotype_record, read_genotype
 from dnas.darts.model import NetworkCnn
 from dnas.darts.model_search_cnn import NetworkSearchCnn
 from dnas.darts.operations import (
@@ -32,10 +32,12 @@ __all__ = [
     "beta_decay",
     "create_operation",
     "default_primitives",
+    "genotype_record",
     "measure",
     "mode_cost",
     "operation_spaces",
     "optimization_modes",
+    "read_genotype",
     "register_operation",
     "search",
     "search_and_get_model",

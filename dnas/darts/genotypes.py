@@ -3,10 +3,55 @@
 from __future__ import annotations
 
 from collections import namedtuple
+from typing import Any
+
+from utils.errors import UsageError
 
 Genotype_CNN = namedtuple("Genotype_CNN", "normal normal_concat reduce reduce_concat")
 Genotype_CNN.__doc__ = """A cell pair: `normal` / `reduce` list `(operation, input)` twice per node (input 0 and 1 are
 the two previous cells, `k + 2` is node `k`); `*_concat` are the states concatenated as the cell's output."""
+
+
+def genotype_record(genotype: Genotype_CNN) -> dict[str, list[Any]]:
+    """`genotype` as JSON-ready lists: `{"normal": [[op, input], ...], "normal_concat": [...], "reduce": ...}`."""
+    return {
+        "normal": [[name, int(j)] for name, j in genotype.normal],
+        "normal_concat": [int(j) for j in genotype.normal_concat],
+        "reduce": [[name, int(j)] for name, j in genotype.reduce],
+        "reduce_concat": [int(j) for j in genotype.reduce_concat],
+    }
+
+
+def read_genotype(record: object) -> Genotype_CNN:
+    """The genotype a `genotype_record` holds; anything else is a one-line `UsageError`.
+
+    Only the shape is checked here: operation names and input indices are checked when a network is built.
+    """
+    fields = record if isinstance(record, dict) else {}
+
+    def pairs(value: object) -> bool:
+        return isinstance(value, list) and all(
+            isinstance(p, list | tuple) and len(p) == 2 and isinstance(p[0], str) and _is_index(p[1]) for p in value
+        )
+
+    def indices(value: object) -> bool:
+        return isinstance(value, list) and all(_is_index(j) for j in value)
+
+    valid = set(fields) == set(Genotype_CNN._fields)
+    valid = valid and all(pairs(fields[k]) for k in ("normal", "reduce"))
+    if not (valid and all(indices(fields[k]) for k in ("normal_concat", "reduce_concat"))):
+        raise UsageError(f"not a DARTS genotype record (normal, normal_concat, reduce, reduce_concat): {record!r:.200}")
+    return Genotype_CNN(
+        normal=[(name, int(j)) for name, j in fields["normal"]],
+        normal_concat=[int(j) for j in fields["normal_concat"]],
+        reduce=[(name, int(j)) for name, j in fields["reduce"]],
+        reduce_concat=[int(j) for j in fields["reduce_concat"]],
+    )
+
+
+def _is_index(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
 
 TINYML_1D = Genotype_CNN(
     normal=[

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import torch
 from torch import Tensor, nn
 
@@ -55,10 +57,10 @@ class Cell(nn.Module):
 
 
 class NetworkCnn(CellNetwork):
-    """The network of `genotype`: `layers` cells of `nodes_per_layer` nodes, reductions at 1/3 and 2/3 of depth.
+    """The network of `genotype`: `layers` cells of `nodes_per_layer` nodes, reducing at `reduction_cells`.
 
     `multiplier` must equal the number of concatenated states of the genotype; `space` is inferred from the
-    genotype's operation names when not given.
+    genotype's operation names when not given; `reduction_cells` defaults to one and two thirds of the depth.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class NetworkCnn(CellNetwork):
         multiplier: int = 4,
         stem_multiplier: int = 3,
         space: str | None = None,
+        reduction_cells: Collection[int] | None = None,
     ) -> None:
         space = space or genotype_space(genotype)
         for ops, concat in ((genotype.normal, genotype.normal_concat), (genotype.reduce, genotype.reduce_concat)):
@@ -86,5 +89,15 @@ class NetworkCnn(CellNetwork):
             ops, concat = (genotype.reduce, genotype.reduce_concat) if reduction else genotype[:2]
             return Cell(ops, concat, c_pp, c_p, c_c, reduction, reduction_prev, space), multiplier
 
-        super().__init__(C, num_classes, layers, in_channels, with_input_batchnorm, stem_multiplier, space, make_cell)
+        super().__init__(
+            C,
+            num_classes,
+            layers,
+            in_channels,
+            with_input_batchnorm,
+            stem_multiplier,
+            space,
+            make_cell,
+            reduction_cells,
+        )
         self.genotype = genotype

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import torch
@@ -61,7 +62,8 @@ class NetworkSearchCnn(CellNetwork, DNAS):
     Architecture parameters (`alphas_normal`, `alphas_reduce`, `[edges, primitives]`, shared by all cells of a kind)
     are kept apart from the weights (`arch_parameters()` / `net_parameters()`). `input_shape` (channels, H, W;
     `W = 1` in 1-D) fixes the shapes at which every `hw` cost model is evaluated on each candidate (`costs.py`;
-    `latency` on `hardware`); `regularizer` picks the one `get_regularization_loss()` returns.
+    `latency` on `hardware`); `regularizer` picks the one `get_regularization_loss()` returns. `reduction_cells`
+    are the indices of the reducing cells (default: one and two thirds of the depth).
     """
 
     cost_kinds = COST_KINDS
@@ -81,6 +83,7 @@ class NetworkSearchCnn(CellNetwork, DNAS):
         regularizer: str = "params",
         generator: torch.Generator | None = None,
         hardware: str | HardwareModel | None = None,
+        reduction_cells: Collection[int] | None = None,
     ) -> None:
         self.primitives = list(primitives or default_primitives(space))
         check_primitives(self.primitives, space)
@@ -104,6 +107,7 @@ class NetworkSearchCnn(CellNetwork, DNAS):
             stem_multiplier,
             space,
             make_cell,
+            reduction_cells,
             regularizer=regularizer,
             hardware=hardware,
         )
@@ -117,6 +121,7 @@ class NetworkSearchCnn(CellNetwork, DNAS):
             "multiplier": multiplier,
             "stem_multiplier": stem_multiplier,
             "space": space,
+            "reduction_cells": self.reduction_cells,
         }
         self.input_shape = tuple(input_shape)
         shape = (len(inputs), len(self.primitives))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 
 from dnas.darts.operations import REDUCTION_STRIDE, FactorizedReduce, Stride, relu_conv_bn
+from utils.errors import UsageError
 
 
 class CellFactory(Protocol):
@@ -19,9 +21,19 @@ class CellFactory(Protocol):
         """The cell and the number of states it concatenates."""
 
 
-def reduction_layers(layers: int) -> set[int]:
-    """The cells that reduce resolution and double channels: at one and two thirds of the depth."""
-    return {layers // 3, 2 * layers // 3}
+def reduction_layers(layers: int) -> tuple[int, ...]:
+    """The default cells that reduce resolution and double channels: at one and two thirds of the depth."""
+    return tuple(sorted({layers // 3, 2 * layers // 3}))
+
+
+def check_reduction_cells(layers: int, reduction_cells: Collection[int] | None) -> tuple[int, ...]:
+    """The sorted reduction cells (default `reduction_layers(layers)`); a `UsageError` unless each is a cell index."""
+    if reduction_cells is None:
+        return reduction_layers(layers)
+    cells = tuple(sorted(set(reduction_cells)))
+    if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < layers for i in cells):
+        raise UsageError(f"reduction cells must be cell indices in 0..{layers - 1}, got {list(reduction_cells)}")
+    return cells
 
 
 def edge_stride(reduction: bool, input_index: int, space: str) -> Stride:
@@ -49,7 +61,10 @@ class CellInputs(nn.Module):
 
 
 class CellNetwork(nn.Module):
-    """Optional input batch norm, a 3-tap stem, `layers` cells (two of them reducing), global pooling, a classifier.
+    """Optional input batch norm, a 3-tap stem, `layers` cells, global pooling, a classifier.
+
+    The cells at the indices `reduction_cells` (default: one and two thirds of the depth) halve the resolution and
+    double the channels.
 
     Cells are called as `cell(s0, s1, weights)` where `weights` is what `cell_weights(reduction)` gives (the
     architecture weights in the search network, `None` in the final one).
@@ -65,10 +80,12 @@ class CellNetwork(nn.Module):
         stem_multiplier: int,
         space: str,
         make_cell: CellFactory,
+        reduction_cells: Collection[int] | None = None,
         **base: object,
     ) -> None:
         super().__init__(**base)  # cooperative: a subclass's other base (the DNAS façade) takes `base`
         self.space = space
+        self.reduction_cells = check_reduction_cells(layers, reduction_cells)
         c_curr = stem_multiplier * C
         kernel, padding = ((3, 1), (1, 0)) if space == "1d" else ((3, 3), (1, 1))
         self.stem = nn.Sequential(
@@ -81,7 +98,7 @@ class CellNetwork(nn.Module):
         self.reductions: list[bool] = []
         reduction_prev = False
         for i in range(layers):
-            reduction = i in reduction_layers(layers)
+            reduction = i in self.reduction_cells
             c_curr = c_curr * 2 if reduction else c_curr
             cell, states = make_cell(reduction, reduction_prev, c_prev_prev, c_prev, c_curr)
             self.cells.append(cell)

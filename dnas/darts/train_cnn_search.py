@@ -23,8 +23,9 @@ from dnas.darts.architect import Architect, ResourcePenalty, mode_cost
 from dnas.darts.genotypes import Genotype_CNN
 from dnas.darts.model import NetworkCnn
 from dnas.darts.model_search_cnn import NetworkSearchCnn
+from dnas.darts.network import check_reduction_cells
 from dnas.darts.operations import SPACES
-from hw import COST_MODELS, DEFAULT_HARDWARE, HARDWARE_MODELS
+from hw import COST_MODELS, DEFAULT_HARDWARE, HardwareModel, create_hardware
 from utils.device import resolve_device
 from utils.errors import UsageError
 from utils.seed import seed_everything
@@ -41,7 +42,8 @@ class DartsSearchConfig:
     (`none`, `Memory`: parameters, `Compute`: MACs, or any `hw` cost model name; `latency` runs on the `hw`
     hardware model `hardware`) with `resource_weight` and an optional `resource_budget` (see `ResourcePenalty`).
     `search_space` `auto` is `1d` when the inputs have width 1, else `2d`; `primitives` defaults to the space's
-    default primitives (`default_primitives(space)`).
+    default primitives (`default_primitives(space)`); `nas_reduction_cells` are the indices of the reducing cells
+    (default: one and two thirds of the depth). `hardware` is a `hw` hardware model name or instance.
     """
 
     nas_init_channels: int = 16
@@ -52,6 +54,7 @@ class DartsSearchConfig:
     nas_nodes_per_layer: int = 4
     nas_multiplier: int = 4
     nas_stem_multiplier: int = 3
+    nas_reduction_cells: tuple[int, ...] | None = None
     lr: float = 0.025
     lr_min: float = 0.001
     momentum: float = 0.9
@@ -67,7 +70,7 @@ class DartsSearchConfig:
     arch_weight_decay: float = 1e-3
     search_space: str = "auto"
     primitives: tuple[str, ...] | None = None
-    hardware: str = DEFAULT_HARDWARE
+    hardware: str | HardwareModel = DEFAULT_HARDWARE
     seed: int = 0
     device: str = "auto"
     progress: bool = True
@@ -81,7 +84,8 @@ class DartsSearchConfig:
         if bad:
             raise UsageError(f"invalid DARTS search settings: {', '.join(bad)}")
         mode_cost(self.nas_optimization_mode)
-        HARDWARE_MODELS.entry(self.hardware)
+        create_hardware(self.hardware)
+        check_reduction_cells(self.nas_layers, self.nas_reduction_cells)
         if self.search_space not in ("auto", *SPACES):
             raise UsageError(f"unknown search_space {self.search_space!r}; choose auto, {', '.join(SPACES)}")
 
@@ -96,8 +100,9 @@ class DartsSearchConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise UsageError(f"unknown DARTS search arguments: {', '.join(unknown)}")
-        if values.get("primitives") is not None:
-            values["primitives"] = tuple(values["primitives"])
+        for name in ("primitives", "nas_reduction_cells"):
+            if values.get(name) is not None:
+                values[name] = tuple(values[name])
         try:
             return cls(**values)
         except TypeError as err:  # a wrongly typed value compared with a number
@@ -195,6 +200,7 @@ def search(config: DartsSearchConfig, train_loader: Batches, valid_loader: Batch
         regularizer=mode_cost(config.nas_optimization_mode) or "params",
         generator=generator,
         hardware=config.hardware,
+        reduction_cells=config.nas_reduction_cells,
     ).to(device)
     penalty = ResourcePenalty(config.nas_optimization_mode, config.resource_weight, config.resource_budget)
     architect = Architect(

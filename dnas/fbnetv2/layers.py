@@ -42,19 +42,27 @@ class Choice(nn.Module):
         """The arg-max option; ties go to the last (widest, largest) one, so an untrained choice is the maximum."""
         return len(self.logits) - 1 - int(self.logits.detach().flip(0).argmax())
 
-    def weights(self, temperature: float) -> Tensor:
-        """A Gumbel-softmax sample at `temperature` in training, the one-hot arg-max in evaluation."""
-        if self.training and isinstance(self.logits, nn.Parameter):
-            return F.gumbel_softmax(self.logits, tau=temperature)
+    def one_hot(self) -> Tensor:
+        """The arg-max option as one-hot weights."""
         return F.one_hot(torch.tensor(self.index()), len(self.logits)).to(self.logits)
 
+    def gumbel(self, temperature: float, hard: bool = False) -> Tensor:
+        """A Gumbel-softmax sample at `temperature` (one-hot with soft gradients when `hard`); fixed: one-hot."""
+        if isinstance(self.logits, nn.Parameter):
+            return F.gumbel_softmax(self.logits, tau=temperature, hard=hard)
+        return self.one_hot()
 
-def _prefix_masks(widths: list[int], size: int) -> Tensor:
+    def weights(self, temperature: float) -> Tensor:
+        """A Gumbel-softmax sample at `temperature` in training, the one-hot arg-max in evaluation."""
+        return self.gumbel(temperature) if self.training else self.one_hot()
+
+
+def prefix_masks(widths: list[int], size: int) -> Tensor:
     """Row `j` keeps the first `widths[j]` of `size` entries."""
     return (torch.arange(size)[None] < torch.tensor(widths)[:, None]).float()
 
 
-def _center_masks(kernels: tuple[int, ...]) -> Tensor:
+def center_masks(kernels: tuple[int, ...]) -> Tensor:
     """Row `j` keeps the central `kernels[j] × kernels[j]` taps of the largest kernel."""
     size = max(kernels)
     taps = (torch.arange(size) - size // 2).abs()
@@ -72,7 +80,7 @@ class SearchLayer(nn.Module, ABC):
         self.widths = widths
         self.channels = Choice(len(widths))
         self.kernels = Choice(len(spec.kernels))
-        self.register_buffer("channel_masks", _prefix_masks(widths, max(widths)))
+        self.register_buffer("channel_masks", prefix_masks(widths, max(widths)))
         self.register_buffer("width_values", torch.tensor(widths, dtype=torch.float32))
         self.register_buffer("taps", torch.tensor([k * k for k in spec.kernels], dtype=torch.float32))
 
@@ -147,7 +155,7 @@ class _ConvBase(SearchLayer):
         groups = in_channels if self.groups_follow_input else 1
         self.conv = nn.Conv2d(in_channels, self.out_channels, size, spec.stride, size // 2, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(self.out_channels)
-        self.register_buffer("kernel_masks", _center_masks(spec.kernels))
+        self.register_buffer("kernel_masks", center_masks(spec.kernels))
 
     @property
     def out_size(self) -> Size:

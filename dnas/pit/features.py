@@ -1,7 +1,9 @@
 """Features calculators: how many input channels (features) a layer sees, given the masks of their producers.
 
-Each calculator gives a 0/1 mask over the layer's input features; the soft count is its sum, so its gradient
-reaches the alpha of whichever layers produce the input. The alive indices of the mask are what export keeps.
+Each calculator gives a mask over the layer's input features; the soft count is its sum, so its gradient reaches
+the mask parameters of whichever layers produce the input. With `expected` it reads the producers' expected masks
+(what the cost regularisers use: FBNetV2's softmax mixtures; PIT's binarised masks either way). The alive indices
+of the (0/1) mask are what export keeps.
 """
 
 from __future__ import annotations
@@ -11,19 +13,19 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
-from dnas.pit.masks import Masker
+from dnas.pit.masks import BaseMasker
 
 
 class FeaturesCalculator(ABC):
     """The input-feature mask of a layer."""
 
     @abstractmethod
-    def mask(self, device: torch.device) -> Tensor:
-        """One 0/1 (soft) value per input feature."""
+    def mask(self, device: torch.device, expected: bool = False) -> Tensor:
+        """One 0/1 (soft) value per input feature; the producers' expected masks with `expected`."""
 
-    def features(self, device: torch.device) -> Tensor:
+    def features(self, device: torch.device, expected: bool = False) -> Tensor:
         """The soft number of alive input features."""
-        return self.mask(device).sum()
+        return self.mask(device, expected).sum()
 
 
 class ConstFeatures(FeaturesCalculator):
@@ -32,7 +34,7 @@ class ConstFeatures(FeaturesCalculator):
     def __init__(self, n: int) -> None:
         self.n = n
 
-    def mask(self, device: torch.device) -> Tensor:
+    def mask(self, device: torch.device, expected: bool = False) -> Tensor:
         """All ones."""
         return torch.ones(self.n, device=device)
 
@@ -40,12 +42,12 @@ class ConstFeatures(FeaturesCalculator):
 class MaskerFeatures(FeaturesCalculator):
     """The alive output channels of the layers sharing `masker`."""
 
-    def __init__(self, masker: Masker) -> None:
+    def __init__(self, masker: BaseMasker) -> None:
         self.masker = masker
 
-    def mask(self, device: torch.device) -> Tensor:
-        """The masker's mask."""
-        return self.masker.mask()
+    def mask(self, device: torch.device, expected: bool = False) -> Tensor:
+        """The masker's mask (or expected mask)."""
+        return self.masker.expected_mask() if expected else self.masker.mask()
 
 
 class ConcatFeatures(FeaturesCalculator):
@@ -54,9 +56,9 @@ class ConcatFeatures(FeaturesCalculator):
     def __init__(self, parts: list[FeaturesCalculator]) -> None:
         self.parts = parts
 
-    def mask(self, device: torch.device) -> Tensor:
+    def mask(self, device: torch.device, expected: bool = False) -> Tensor:
         """The parts' masks, concatenated."""
-        return torch.cat([part.mask(device) for part in self.parts])
+        return torch.cat([part.mask(device, expected) for part in self.parts])
 
 
 class FlattenFeatures(FeaturesCalculator):
@@ -66,6 +68,6 @@ class FlattenFeatures(FeaturesCalculator):
         self.inner = inner
         self.positions = positions
 
-    def mask(self, device: torch.device) -> Tensor:
+    def mask(self, device: torch.device, expected: bool = False) -> Tensor:
         """Each channel's value repeated over its positions, channel-major like `torch.flatten`."""
-        return self.inner.mask(device).repeat_interleave(self.positions)
+        return self.inner.mask(device, expected).repeat_interleave(self.positions)

@@ -2,11 +2,18 @@
 
 The analysis walks the traced graph once, in topological order, and gives every tensor an *info*: where its
 channels (dimension 1) come from. A searchable layer starts a new channel group; batch norms, depthwise
-convolutions and zero-preserving element-wise ops (ReLU, pooling, dropout, ...) pass their input's info on;
-`add`/`sub`/`mul` of two tensors merge the groups of their operands (both must keep the same channels, so they
-share one masker); `cat` on dimension 1 concatenates infos; flattening multiplies by the spatial size. Anything
-else is *unknown*: the channels of its inputs are frozen (kept whole) and its output counts as fixed, which keeps
-the exported network consistent. So are the channels of the graph's outputs: the classifier keeps every class.
+convolutions and zero-preserving element-wise ops (ReLU, pooling, dropout, scaling by a number, ...) pass their
+input's info on; `add`/`sub`/`mul` of two tensors merge the groups of their operands (both must keep the same
+channels, so they share one masker; a `[N, C, 1, 1]` operand broadcast over positions too, as in
+squeeze-excitation); `cat` on dimension 1 concatenates infos; flattening multiplies by the spatial size.
+
+Pruned channels are exact zeros, which is what lets export drop them. Channel-wise ops that do not keep zeros at
+zero (adding a number, sigmoids) give a `Shifted` info: same channels, but pruned ones may be non-zero. Multiplying
+by a tensor that is zero there (h-swish `x * relu6(x + 3) / 6`, the squeeze-excitation product `x * y`) or a
+masking layer (batch norm, depthwise convolution) makes them zeros again; a shifted tensor read by any other layer
+or reaching the output has its channels frozen. Anything else is *unknown*: the channels of its inputs are frozen
+(kept whole) and its output counts as fixed, which keeps the exported network consistent. So are the channels of
+the graph's outputs: the classifier keeps every class.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
 from dnas.pit.features import ConcatFeatures, ConstFeatures, FeaturesCalculator, FlattenFeatures, MaskerFeatures
 from dnas.pit.layers import PITLayer, PITModule, pit_layer_for
-from dnas.pit.masks import ChannelMasker
+from dnas.pit.masks import BaseMasker
 from utils.errors import UsageError
 
 SAME_MODULES = (
@@ -38,9 +45,13 @@ SAME_FUNCTIONS: set[Callable[..., Any]] = {
     F.max_pool1d, F.max_pool2d, F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d,
 }  # fmt: skip
 SAME_METHODS = {"relu", "tanh", "contiguous", "clone"}
-JOIN_FUNCTIONS: set[Callable[..., Any]] = {operator.add, torch.add, operator.sub, torch.sub, operator.mul, torch.mul}
-JOIN_METHODS = {"add", "sub", "mul"}
-SCALE_FUNCTIONS: set[Callable[..., Any]] = {operator.mul, torch.mul, "mul"}
+SHIFT_MODULES = (nn.Sigmoid, nn.Hardsigmoid)  # channel-wise, but f(0) != 0
+SHIFT_FUNCTIONS: set[Callable[..., Any] | str] = {torch.sigmoid, F.sigmoid, F.hardsigmoid, "sigmoid"}
+# element-wise binary ops, functions and method names: a pruned (zero) channel stays zero in a product when either
+# operand is zero there, in a sum or difference when both are; a quotient is understood as tensor / number only
+PRODUCTS: set[Callable[..., Any] | str] = {operator.mul, torch.mul, "mul"}
+SUMS: set[Callable[..., Any] | str] = {operator.add, torch.add, "add", operator.sub, torch.sub, "sub"}
+QUOTIENTS: set[Callable[..., Any] | str] = {operator.truediv, torch.div, "div"}
 REDUCE_FUNCTIONS: set[Callable[..., Any]] = {torch.mean, torch.amax, "mean", "amax"}
 FLATTEN_FUNCTIONS: set[Callable[..., Any]] = {torch.flatten}
 FLATTEN_METHODS = {"flatten", "view", "reshape"}
@@ -150,7 +161,24 @@ class Flat:
     positions: int
 
 
-Info = Const | Group | Cat | Flat
+@dataclass(frozen=True)
+class Shifted:
+    """The channels of `inner`, whose pruned channels may hold non-zero values."""
+
+    inner: Info
+
+
+Info = Const | Group | Cat | Flat | Shifted
+
+
+def shifted(info: Info) -> Info:
+    """`info` after a channel-wise op that may turn zeros into non-zeros (fixed channels stay fixed)."""
+    return info if isinstance(info, Const | Shifted) else Shifted(info)
+
+
+def unshifted(info: Info) -> Info:
+    """The channels of `info`, whatever the values of its pruned channels."""
+    return info.inner if isinstance(info, Shifted) else info
 
 
 class ChannelGroups:
@@ -179,8 +207,18 @@ class ChannelGroups:
         elif isinstance(info, Cat):
             for part in info.parts:
                 self.freeze(part)
-        elif isinstance(info, Flat):
+        elif isinstance(info, Flat | Shifted):
             self.freeze(info.inner)
+
+    def freeze_shifted(self, info: Info) -> None:
+        """Keep every channel of the shifted parts of `info` (a layer reading it would see their non-zeros)."""
+        if isinstance(info, Shifted):
+            self.freeze(info.inner)
+        elif isinstance(info, Cat):
+            for part in info.parts:
+                self.freeze_shifted(part)
+        elif isinstance(info, Flat):
+            self.freeze_shifted(info.inner)
 
     def join(self, a: Info, b: Info, channels: int) -> Info:
         """The info of a tensor whose `channels` must match both `a` and `b`: one group, or frozen and fixed."""
@@ -266,19 +304,22 @@ def _node_info(
                 module.positions = math.prod(shape[2:])
                 module.in_positions = math.prod((_shape(args[0]) or ())[2:])
             own = groups.add(node.target)
-            return groups.join(first, own, shape[1]) if module.propagates else own
+            if module.propagates:  # it masks its output: pruned channels are zeros again
+                return groups.join(unshifted(first), own, shape[1])
+            groups.freeze_shifted(first)
+            return own
         if isinstance(module, SAME_MODULES):
             return first
+        if isinstance(module, SHIFT_MODULES):
+            return shifted(first)
         if isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1:
             return _flatten(first, _shape(args[0]), shape)
         return None
     target = node.target
-    if target in JOIN_FUNCTIONS or target in JOIN_METHODS:
-        if len(args) == 2 and all(len(_shape(a)) > 1 and _shape(a)[1] == shape[1] for a in args):
-            return groups.join(first, info[args[1]], shape[1])  # broadcasting over positions is fine
-        if len(args) == 1 and target in SCALE_FUNCTIONS:
-            return first  # scaling by a number keeps zeros at zero
-        return None
+    if target in PRODUCTS or target in SUMS or target in QUOTIENTS:
+        return _arithmetic(node, shape, args, info, groups)
+    if target in SHIFT_FUNCTIONS:
+        return shifted(first) if len(args) == 1 else None
     if target in REDUCE_FUNCTIONS:
         dims = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
         dims = (dims,) if isinstance(dims, int) else dims
@@ -296,6 +337,26 @@ def _node_info(
     return None
 
 
+def _arithmetic(
+    node: fx.Node, shape: tuple[int, ...], args: list[fx.Node], info: dict[fx.Node, Info], groups: ChannelGroups
+) -> Info | None:
+    """The info of `a * b`, `a + b`, `a - b` (two tensors of the same channels) or of a tensor and a number."""
+    target = node.target
+    if len(args) == 2 and target not in QUOTIENTS and not node.kwargs:
+        if not all(len(_shape(a)) > 1 and _shape(a)[1] == shape[1] for a in args):
+            return None
+        a, b = info[args[0]], info[args[1]]
+        joined = groups.join(unshifted(a), unshifted(b), shape[1])  # broadcasting over positions is fine
+        zero_if = all if target in PRODUCTS else any  # pruned channels stay zero: a product needs one zero operand
+        return shifted(joined) if zero_if(isinstance(x, Shifted) for x in (a, b)) else joined
+    numbers = [a for a in node.args if a is not args[0]]
+    if len(args) != 1 or len(node.args) != 2 or node.kwargs or not isinstance(numbers[0], int | float):
+        return None
+    if target in QUOTIENTS and node.args[0] is not args[0]:
+        return None  # a number divided by a tensor
+    return shifted(info[args[0]]) if target in SUMS else info[args[0]]
+
+
 def _flatten(inner: Info, in_shape: tuple[int, ...] | None, out_shape: tuple[int, ...]) -> Info | None:
     """Flattening `[N, C, *S]` into `[N, C·prod(S)]` (anything else is unknown)."""
     if in_shape is None or len(out_shape) != 2 or len(in_shape) < 2 or out_shape[0] != in_shape[0]:
@@ -306,19 +367,35 @@ def _flatten(inner: Info, in_shape: tuple[int, ...] | None, out_shape: tuple[int
     return inner if positions == 1 else Flat(inner, positions)
 
 
-def assign_maskers(gm: fx.GraphModule, analysis: Analysis, train_channels: bool) -> dict[str, ChannelMasker]:
-    """Give every PIT module its group's masker and its features calculator; return the maskers by group."""
+MaskerFactory = Callable[[PITModule], BaseMasker]
+
+
+def own_masker(layer: PITModule) -> BaseMasker:
+    """PIT's masker factory: a group's first layer lends its own alpha masker to the whole group."""
+    return layer.out_masker
+
+
+def assign_maskers(
+    gm: fx.GraphModule, analysis: Analysis, train_channels: bool, factory: MaskerFactory = own_masker
+) -> dict[str, BaseMasker]:
+    """Give every PIT module its group's masker and its features calculator; return the maskers by group.
+
+    `factory(first layer of the group)` makes each group's masker (the engine's kind of mask); a frozen group's
+    masker is frozen, and the others train when `train_channels`.
+    """
     groups = analysis.groups
-    maskers: dict[str, ChannelMasker] = {}
+    maskers: dict[str, BaseMasker] = {}
     for name in analysis.inputs:  # topological order: a group's representative is its first layer
         root = groups.find(name)
         if root not in maskers:
-            maskers[root] = gm.get_submodule(root).out_masker
+            maskers[root] = factory(gm.get_submodule(root))
             if groups.is_frozen(root):
                 maskers[root].freeze()
             maskers[root].trainable = train_channels and not groups.is_frozen(root)
 
     def calculator(info: Info) -> FeaturesCalculator:
+        if isinstance(info, Shifted):
+            return calculator(info.inner)
         if isinstance(info, Group):
             return MaskerFeatures(maskers[groups.find(info.key)])
         if isinstance(info, Cat):

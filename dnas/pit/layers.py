@@ -1,14 +1,16 @@
 """Searchable layers: PITConv1d, PITConv2d, PITLinear, and batch norms that follow the channel masks.
 
 Each is a subclass of the plain PyTorch layer (same constructor, same weights) that multiplies its weights by
-its masks: output channels by `out_masker` (alpha, possibly shared with other layers), and for `PITConv1d` the
-kernel taps by beta (receptive field) and gamma (dilation). With every mask at 1 it computes exactly what the
-plain layer computes. `export_module()` gives the plain layer with the masked channels and taps removed.
+its masks: output channels by `out_masker` (alpha, possibly shared with other layers), for `PITConv1d` the
+kernel taps by beta (receptive field) and gamma (dilation), and for `PITConv2d` by an optional `kernel_masker`
+(centred square kernels, set by FBNetV2's kernel choice). With every mask at 1 it computes exactly what the plain
+layer computes. `export_module()` gives the plain layer with the masked channels and taps removed.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import torch
@@ -16,8 +18,10 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from dnas.pit.features import ConstFeatures, FeaturesCalculator
-from dnas.pit.masks import BetaMasker, ChannelMasker, GammaMasker
-from hw import LayerShape
+from dnas.pit.masks import BaseMasker, BetaMasker, ChannelMasker, GammaMasker
+from hw import LayerShape, as_float
+from hw.layers import COUNTS
+from utils.errors import UsageError
 from utils.registry import Registry
 
 
@@ -42,7 +46,7 @@ class PITModule(nn.Module):
     """
 
     plain_type: ClassVar[type[nn.Module]]
-    out_masker: ChannelMasker
+    out_masker: BaseMasker
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -96,13 +100,13 @@ class PITLayer(PITModule):
     positions: int = 1  # output positions per sample, set from the traced shapes
     in_positions: int = 1  # input positions per sample, likewise
 
-    def tap_mask(self) -> Tensor | None:
-        """The 0/1 mask of the kernel taps (`None`: all taps, not searched)."""
+    def kernel_mask(self) -> Tensor | None:
+        """The mask of the kernel elements, shaped like the kernel (`None`: all taps, not searched)."""
         return None
 
     def kernel_taps(self) -> Tensor | int:
         """The (soft) number of alive kernel taps."""
-        taps = self.tap_mask()
+        taps = self.kernel_mask()
         return math.prod(getattr(self, "kernel_size", (1,))) if taps is None else taps.sum()
 
     def layer_shape(self) -> LayerShape:
@@ -113,13 +117,18 @@ class PITLayer(PITModule):
         taps = self.kernel_taps()
         return LayerShape(in_per_group, out, taps, self.positions, self.in_positions, groups, self.bias is not None)
 
+    def exact_shape(self) -> LayerShape:
+        """`layer_shape()` with integer counts: the exact shape of the exported layer (masks must be 0/1)."""
+        shape = self.layer_shape()
+        return replace(shape, **{name: round(as_float(getattr(shape, name))) for name in COUNTS})
+
     def masked_parameters(self) -> tuple[Tensor, Tensor | None]:
         """Weight and bias multiplied by the masks."""
         out_mask = self.out_mask()
         weight = self.weight * out_mask.view(-1, *[1] * (self.weight.dim() - 1))
-        taps = self.tap_mask()
+        taps = self.kernel_mask()
         if taps is not None:
-            weight = weight * taps.flip(0)  # tap t is kernel element K - 1 - t
+            weight = weight * taps
         return weight, None if self.bias is None else self.bias * out_mask
 
     def compute(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -223,6 +232,10 @@ class PITConv1d(PITConvNd, nn.Conv1d):
         """Receptive-field mask times dilation mask, one value per tap (distance from the causal end)."""
         return self.beta_masker.mask() * self.gamma_masker.mask()
 
+    def kernel_mask(self) -> Tensor:
+        """The tap mask in kernel order (tap `t` is kernel element `K - 1 - t`)."""
+        return self.tap_mask().flip(0)
+
     def _pads(self) -> tuple[int, int]:
         """Left and right zero padding of the full layer."""
         if isinstance(self.padding, str):
@@ -248,9 +261,44 @@ class PITConv1d(PITConvNd, nn.Conv1d):
 
 
 class PITConv2d(PITConvNd, nn.Conv2d):
-    """A searchable `nn.Conv2d`: output channels (alpha) only."""
+    """A searchable `nn.Conv2d`: output channels (alpha), and its kernel size when given a `kernel_masker`.
+
+    PIT itself searches channels only. A `kernel_masker` (FBNetV2's kernel choice) gives a `K × K` mask whose
+    alive taps form a centred `k × k` square; export keeps that square and shrinks the padding by
+    `(K - k) / 2 · dilation`, so a "same" convolution stays "same" (`kernel_choices_allowed`).
+    """
 
     plain_type = nn.Conv2d
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.kernel_masker: BaseMasker | None = None
+
+    def kernel_choices_allowed(self) -> bool:
+        """Whether a centred smaller kernel computes the same windows: square odd kernel, "same" zero padding."""
+        size, pads = self.kernel_size, self.padding
+        same = pads == "same" or pads == tuple(d * (k // 2) for d, k in zip(self.dilation, size, strict=True))
+        return size[0] == size[1] and size[0] % 2 == 1 and same and self.padding_mode == "zeros"
+
+    def kernel_mask(self) -> Tensor | None:
+        """The kernel masker's `K × K` mask, or None."""
+        return None if self.kernel_masker is None else self.kernel_masker.mask()
+
+    def export_taps(self, weight: Tensor) -> tuple[nn.Module | None, Tensor, dict[str, Any]]:
+        """Keep the alive centred square of taps, with the padding shrunk to match."""
+        taps = self.kernel_mask()
+        if taps is None:
+            return super().export_taps(weight)
+        alive_taps = taps.detach() > 0.5
+        size, kept = self.kernel_size[0], int(alive_taps.any(0).sum())
+        cut = (size - kept) // 2
+        if int(alive_taps.sum()) != kept * kept or not alive_taps[cut : cut + kept, cut : cut + kept].all():
+            raise UsageError(f"the kernel mask of {type(self).__name__} keeps no centred square of taps")
+        if kept == size:
+            return super().export_taps(weight)
+        pads, dilation = self.padding, self.dilation
+        padding = pads if isinstance(pads, str) else tuple(p - cut * d for p, d in zip(pads, dilation, strict=True))
+        return None, weight[..., cut : cut + kept, cut : cut + kept], {"padding": padding, "dilation": dilation}
 
 
 class PITLinear(PITLayer, nn.Linear):

@@ -1,7 +1,8 @@
-"""PIT's masks: a straight-through binariser and the alpha, beta and gamma maskers.
+"""PIT's masks: the masker interface, a straight-through binariser and the alpha, beta and gamma maskers.
 
+`BaseMasker` is what searchable layers multiply by; other engines bring their own (FBNetV2's choices).
 Alpha masks output channels (features), beta the receptive field and gamma the dilation of 1-D convolutions.
-Every masker holds parameters `theta` that start at 1 and are binarised at 0.5 by a straight-through estimator:
+Every PIT masker holds parameters `theta` that start at 1 and are binarised at 0.5 by a straight-through estimator:
 the forward value is exactly 0 or 1, the gradient passes through unchanged. Some elements are fixed at 1 (`fixed`)
 so that no layer ever disappears: channel 0 of every alpha, the newest tap of every beta, the coarsest dilation
 of every gamma.
@@ -14,6 +15,7 @@ give one mask value per tap; their product is the tap mask applied to the kernel
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -28,7 +30,37 @@ def ste_binarize(x: Tensor, threshold: float = THRESHOLD) -> Tensor:
     return x + (hard - x).detach()
 
 
-class Masker(nn.Module):
+class BaseMasker(nn.Module, ABC):
+    """What a layer's channels (or kernel taps) are multiplied by: PIT's binarised masks, FBNetV2's choices.
+
+    `mask()` is what the forward pass uses; `expected_mask()` what the cost regularisers read (by default the
+    same). Outside a training forward pass both engines' `mask()` is 0/1: the architecture that export keeps.
+    """
+
+    @abstractmethod
+    def mask(self) -> Tensor:
+        """The mask the forward pass multiplies by."""
+
+    def expected_mask(self) -> Tensor:
+        """The mask the costs read."""
+        return self.mask()
+
+    @abstractmethod
+    def freeze(self) -> None:
+        """Keep the full size (every element) and stop training."""
+
+    @property
+    def trainable(self) -> bool:
+        """Whether any of the masker's parameters receives gradients."""
+        return any(p.requires_grad for p in self.parameters())
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        for p in self.parameters():
+            p.requires_grad_(value)
+
+
+class Masker(BaseMasker):
     """`n` trainable mask parameters `theta`, binarised, with some elements fixed at 1."""
 
     def __init__(self, n: int, fixed: Sequence[int] = ()) -> None:
@@ -45,15 +77,6 @@ class Masker(nn.Module):
     def mask(self) -> Tensor:
         """The binary mask this masker applies (differentiable through the straight-through estimator)."""
         return self.values()
-
-    @property
-    def trainable(self) -> bool:
-        """Whether `theta` receives gradients."""
-        return self.theta.requires_grad
-
-    @trainable.setter
-    def trainable(self, value: bool) -> None:
-        self.theta.requires_grad_(value)
 
     def freeze(self) -> None:
         """Fix every element at 1 and stop training: the masked dimension keeps its full size."""

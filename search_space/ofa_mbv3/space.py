@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from hw.metrics import CostMetrics
 from hw.systolic import DEFAULT_ARRAY
 from search_space.base import Arch, InvalidArchitecture, SearchSpace
-from search_space.ofa_mbv3.costs import CostModel, cost_model
+from search_space.ofa_mbv3.costs import CostModel, cost_model, measure
 from search_space.registry import register_search_space
 from supernets.checkpoint import load_supernet_weights
 from supernets.ofa_mbv3 import SupernetConfig, build_supernet, extract_subnet
@@ -170,6 +171,10 @@ class OFAMobileNetV3Space(SearchSpace):
     ) -> CostModel:
         """The analytic `CostModel` of the extracted subnets (shared per supernet and array)."""
         return cost_model(self.supernet_config(n_classes, width_mult), array)
+
+    def measure(self, network: nn.Module, arch: Arch, array: tuple[int, int] = DEFAULT_ARRAY) -> CostMetrics:
+        """Costs counted on a built network of `arch`, `peak_act` traced live on static ofa MobileNetV3s."""
+        return measure(network, self.resolution(arch), array)
 
     def build_supernet(self, n_classes: int, width_mult: float = 1.0) -> nn.Module:
         """A freshly initialised `ofa` OFAMobileNetV3 with its largest subnet active."""

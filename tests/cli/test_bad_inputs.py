@@ -117,6 +117,11 @@ CASES = [
     # msunas.py: supernet weights
     bad("msunas", "--supernet_path {root}/no_weights.pth", "{root}/no_weights.pth"),
     bad("msunas", "--supernet_path {inputs}/random.pth", "{inputs}/random.pth"),
+    bad("msunas", "--inner_search slim", "--inner_search must be one of none, fbnetv2, pit"),
+    bad("msunas", "--inner_search pit --inner_epochs 0", "--inner_epochs must be >= 1"),
+    bad("msunas", "--inner_search fbnetv2 --inner_strength -1", "--inner_strength"),
+    bad("msunas", "--inner_search pit --search_space eemobilenetv3", "--inner_search pit refines candidates of"),
+    bad("msunas", "--search_space darts --n_epochs 1", "--search_space darts has no supernet"),
     bad("msunas", "--supernet_path {inputs}/half.pth", "{inputs}/half.pth"),
     bad("msunas", "--supernet_path {inputs}/list.pth", "{inputs}/list.pth"),
     # msunas.py: --resume and --save
@@ -146,6 +151,7 @@ CASES = [
     bad("train", "--subnet {inputs}/early_exit.subnet", "{inputs}/early_exit.subnet"),
     bad("train", "--subnet {inputs}/bad_inherited/net.subnet", "{inputs}/bad_inherited/net.inherited"),
     bad("train", "--init {inputs}/random.pth", "{inputs}/random.pth"),
+    bad("train", "--init {inputs}/bad_specs.pth", "no.such.layer"),
     bad("train", "--init {inputs}/half.pth", "{inputs}/half.pth"),
     bad("train", "--init {inputs}/list.pth", "{inputs}/list.pth"),
     bad("train", "--export tflite", "tflite"),
@@ -225,6 +231,9 @@ def make_inputs(inputs: Path, run: Path, weights: Path) -> None:
         json.dumps({**json.loads((chosen / "net.subnet").read_text()), "b": [1, 0, 0, 1]})
     )
     shutil.copyfile(chosen / "net.inherited", inputs / "ee" / "net.inherited")
+    refined = torch.load(chosen / "net.inherited", weights_only=True)  # a refined network's layer specs, one unknown
+    refined["specs"] = {"no.such.layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 8, "kernel_size": 3}}
+    torch.save(refined, inputs / "bad_specs.pth")
     (inputs / "bad_inherited").mkdir()
     (inputs / "bad_inherited" / "net.subnet").write_text(json.dumps(LARGEST))
     (inputs / "bad_inherited" / "net.inherited").write_bytes(weight_bytes[:1000])

@@ -2,9 +2,10 @@
 input.
 
 Three Ray instances in all: a search driver started in a subprocess (and killed) starts one, its resumed search
-starts (and stops) another, then one module-scoped backend owns a third for the fault tests. The fault tests use `FaultyEvaluator`, registered only while that backend is built;
-the backend ships the evaluator's class to its workers, and this module is registered with cloudpickle to be
-pickled by value, so the workers need not import it (nor pytest).
+starts (and stops) another, then one module-scoped backend owns a third for the fault tests. The fault tests use
+`FaultyEvaluator`, registered only while that backend is built; the backend ships the evaluator's class to its
+workers, and this module is registered with cloudpickle to be pickled by value, so the workers need not import it
+(nor pytest).
 """
 
 import json
@@ -215,6 +216,13 @@ def test_more_gpus_than_the_cluster_has_is_one_line(backend, weights, tmp_path, 
     assert run_cli(msunas.main, argv(weights, save, "--backend", "ray", "--gpu", "2")) == 2
     assert "needs 2 GPU(s) per evaluation but the Ray cluster has 0" in one_line_error(capsys)
     assert not save.exists() and ray.is_initialized(), "a Ray the backend did not start is left running"
+
+
+def test_more_gpus_than_the_cluster_has_are_counted_on_the_cluster_not_here(backend, weights, tmp_path, capsys):
+    save = tmp_path / "run"
+    assert run_cli(msunas.main, argv(weights, save, "--backend", "ray", "--n_gpus", "1", "--device", "cpu")) == 2
+    assert "--n_gpus 1 but the Ray cluster has 0 GPU(s)" in one_line_error(capsys)
+    assert not save.exists()
 
 
 @pytest.mark.parametrize(

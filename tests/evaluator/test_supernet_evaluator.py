@@ -9,7 +9,7 @@ import torch
 import evaluator.backends as backends
 import evaluator.supernet as supernet_module
 import msunas
-from evaluator import EvaluatorSpec, create_backend, create_evaluator, list_backends, list_evaluators
+from evaluator import BACKENDS, EvaluatorSpec, create_backend, create_evaluator, list_backends, list_evaluators
 from evaluator.supernet import SupernetEvalConfig, SupernetEvaluator
 from search_space.ofa_mbv3 import CostModel, OFAMobileNetV3Space
 from supernets.checkpoint import save_supernet_weights
@@ -143,7 +143,8 @@ def test_fine_tuning_saves_a_checkpoint_that_reloads(weights, archs, tmp_path):
     assert result.ok
     ckpt = torch.load(tmp_path / "net_0" / "ckpt.pth", weights_only=True)
     assert ckpt["arch"] == archs[0] and (ckpt["n_classes"], ckpt["width_mult"]) == (10, 1.0)
-    assert ckpt["split"] == {"dataset": "digits", "seed": cfg.split_seed, "vld_size": cfg.vld_size}  # for train.py
+    split = {"dataset": "digits", "seed": cfg.split_seed, "vld_size": len(evaluator.splits.valid)}
+    assert ckpt["split"] == split  # for train.py: the size it validated on (the config's None means a default)
     from supernets.ofa_mbv3 import extract_subnet
 
     model = extract_subnet(build_supernet(SupernetConfig()), archs[0])
@@ -161,8 +162,9 @@ def test_process_backend_rejects_bad_gpu_settings(config):
         create_backend("process", spec, gpu=2)
 
 
-@pytest.mark.parametrize("name", list_backends())
-def test_more_gpus_than_visible_is_refused_by_every_backend(config, name):
+# A cluster backend (ray) counts its cluster's GPUs instead: tests/evaluator/test_ray_backend.py.
+@pytest.mark.parametrize("name", [e.name for e in BACKENDS.entries() if not e.meta.get("cluster")])
+def test_more_gpus_than_visible_here_is_refused_by_every_local_backend(config, name):
     visible = torch.cuda.device_count()
     seen = "no CUDA device is visible" if not visible else f"only {visible} CUDA device"
     with pytest.raises(UsageError, match=f"--n_gpus {visible + 1} but {seen}"):

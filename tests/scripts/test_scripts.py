@@ -69,6 +69,12 @@ def test_tinyml_script_runs_with_tiny_overrides(weights, tmp_path):
     assert stats["objectives"] == ["top1", "tiny_ml"] and stats["config"]["pmax"] == 2.5
 
 
+def test_darts_script_searches_the_darts_space_and_its_flags_are_checked_first(tmp_path):
+    save = tmp_path / "run"
+    done = run_script(ROOT / "scripts" / "search_darts.sh", "--n_epochs", "0", "--save", str(save))
+    assert done.returncode == 2 and "--n_epochs must be >= 1" in done.stderr and not save.exists()
+
+
 def test_cnas_script_needs_its_data(tmp_path):
     done = run_script(ROOT / "scripts" / "search_cnas.sh", env={"DATA": "", "SUPERNET": ""})
     assert done.returncode != 0 and "set DATA" in done.stderr

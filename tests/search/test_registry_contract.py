@@ -73,5 +73,7 @@ def test_help_lists_every_registered_choice(flag, capsys):
 def test_an_unknown_evaluator_is_one_line_and_exit_2(tmp_path, capsys):
     assert run_cli(msunas.main, ["--evaluator", "bogus", "--save", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: unknown evaluator 'bogus'; choose one of: ee, supernet") and err.count("\n") == 1
+    assert (
+        err.startswith("error: unknown evaluator 'bogus'; choose one of: darts, ee, supernet") and err.count("\n") == 1
+    )
     assert not (tmp_path / "run").exists()

@@ -1,7 +1,19 @@
+import json
+
 import pytest
 import torch
 
-from dnas.darts import IMAGE_2D, TINYML_1D, Genotype_CNN, NetworkCnn, NetworkSearchCnn, default_primitives
+from dnas.darts import (
+    IMAGE_2D,
+    TINYML_1D,
+    DartsSearchConfig,
+    Genotype_CNN,
+    NetworkCnn,
+    NetworkSearchCnn,
+    default_primitives,
+    genotype_record,
+    read_genotype,
+)
 from dnas.darts.model import genotype_space
 from utils.errors import UsageError
 
@@ -78,3 +90,24 @@ def test_genotype_that_does_not_fit_the_arguments_is_a_usage_error():
     broken = TINYML_1D._replace(normal=[("skip_connect", 0), ("skip_connect", 5), *TINYML_1D.normal[2:]])
     with pytest.raises(UsageError, match="invalid genotype"):
         NetworkCnn(4, 3, 3, broken, nodes_per_layer=2, multiplier=2)
+
+
+def test_reduction_cells_can_be_placed_anywhere():
+    search = NetworkSearchCnn(4, 3, 4, (2, 16, 1), nodes_per_layer=2, multiplier=2, space="1d", reduction_cells=[0, 3])
+    assert search.reductions == [True, False, False, True] and search.config["reduction_cells"] == (0, 3)
+    final = search.arch_export()
+    assert final.reductions == search.reductions
+    assert final(torch.randn(2, 2, 16, 1)).shape == (2, 3)
+    assert NetworkCnn(4, 3, 6, TINYML_1D, in_channels=2, nodes_per_layer=2, multiplier=2).reduction_cells == (2, 4)
+    with pytest.raises(UsageError, match=r"reduction cells must be cell indices in 0..3, got \[4\]"):
+        NetworkCnn(4, 3, 4, TINYML_1D, nodes_per_layer=2, multiplier=2, reduction_cells=[4])
+    with pytest.raises(UsageError, match="reduction cells must be cell indices"):
+        DartsSearchConfig(nas_layers=2, nas_reduction_cells=(0, -1))
+
+
+def test_a_genotype_record_round_trips_through_json():
+    record = json.loads(json.dumps(genotype_record(IMAGE_2D)))
+    assert record["normal"][0] == ["sep_conv_3x3", 0] and read_genotype(record) == IMAGE_2D
+    for bad in ({**record, "normal": [["sep_conv_3x3", -1]]}, {**record, "extra": 1}, [1, 2]):
+        with pytest.raises(UsageError, match="not a DARTS genotype record"):
+            read_genotype(bad)

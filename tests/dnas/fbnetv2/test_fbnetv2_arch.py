@@ -1,9 +1,6 @@
 import pytest
-import torch
 
-from dnas.fbnetv2 import FBNetV2, LayerDef, lenet_arch_def, ofa_arch_def
-from hw import systolic_latency
-from search_space.ofa_mbv3 import OFAMobileNetV3Space
+from dnas.fbnetv2 import FBNetV2, LayerDef, lenet_arch_def
 from utils.errors import UsageError
 
 
@@ -37,21 +34,3 @@ def test_scaled_arch_def_fixes_every_choice():
     model = FBNetV2(scaled)
     assert model.arch_parameters() == []
     assert [layer.widths for layer in model.searchable] == [[8], [16], [30], [21], [10]]
-
-
-def test_ofa_subnet_converts_builds_and_runs():
-    arch = OFAMobileNetV3Space(lr=32, ur=32).smallest()
-    arch_def = ofa_arch_def(arch)
-    kinds = [layer.kind for layer in arch_def.layers]
-    assert kinds[0] == "conv" and kinds[-2:] == ["conv", "linear"]  # stem ... feature mix, classifier
-    assert kinds.count("dwconv") == 1 + sum(arch["d"])  # the first block's and one per active layer
-    assert sum(layer.avgpool for layer in arch_def.layers) == 1
-    model = FBNetV2(arch_def)
-    x = torch.randn(2, 3, 32, 32)
-    assert model(x).shape == (2, 10)
-    model.get_regularization_loss().backward()
-    assert all(p.grad is not None for p in model.arch_parameters())
-    model.eval()
-    plain = model.arch_export().eval()
-    torch.testing.assert_close(model(x), plain(x), atol=1e-4, rtol=1e-4)
-    assert model.reference_latency == systolic_latency(plain, (3, 32, 32), model.hardware.shape)

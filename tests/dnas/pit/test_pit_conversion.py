@@ -146,3 +146,67 @@ def test_clear_errors():
         PIT(nn.Sequential(nn.Linear(4, 2)), (4,), exclude_names=("conv9",))
     with pytest.raises(UsageError, match="fails on an input of shape"):
         PIT(nn.Linear(4, 2), (5,))
+
+
+class GatedHardSwish(nn.Module):
+    """conv → h-swish (`x * relu6(x + 3) / 6`) → squeeze-excitation with a sigmoid gate → conv → h-swish → fc."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c0 = nn.Conv2d(3, 8, 3, padding=1)
+        self.reduce = nn.Conv2d(8, 4, 1)
+        self.expand = nn.Conv2d(4, 8, 1)
+        self.c1 = nn.Conv2d(8, 6, 1)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        y = self.c0(x)
+        y = y * nn.functional.relu6(y + 3.0, inplace=True) / 6.0
+        y = y * torch.sigmoid(self.expand(torch.relu(self.reduce(y.mean(3, keepdim=True).mean(2, keepdim=True)))))
+        z = self.c1(y)
+        z = 0.5 * z * (3.0 - nn.functional.hardsigmoid(z)).mul(2)
+        return self.fc(z.mean((2, 3)))
+
+
+def test_hard_swish_and_squeeze_excitation_keep_their_channels_searchable():
+    torch.manual_seed(0)
+    pit = PIT(GatedHardSwish(), (3, 5, 5))
+    assert all(layer(pit, n).out_masker.trainable for n in ("c0", "reduce", "c1"))
+    assert layer(pit, "expand").out_masker is layer(pit, "c0").out_masker  # the gate multiplies c0's channels
+    assert layer(pit, "reduce").in_features_calc.masker is layer(pit, "c0").out_masker  # through the means
+    assert layer(pit, "fc").in_features_calc.masker is layer(pit, "c1").out_masker
+    with torch.no_grad():
+        layer(pit, "c0").out_masker.theta[[1, 4, 6]] = 0
+        layer(pit, "reduce").out_masker.theta[2] = 0
+        layer(pit, "c1").out_masker.theta[[3, 5]] = 0
+    pit.eval()
+    exported = pit.arch_export().eval()
+    assert (exported.c0.out_channels, exported.reduce.out_channels, exported.expand.out_channels) == (5, 3, 5)
+    x = torch.randn(4, 3, 5, 5)
+    torch.testing.assert_close(exported(x), pit(x), atol=1e-6, rtol=0)
+
+
+class Shifted(nn.Module):
+    """A shifted tensor read by a conv, scaled and shifted residual operands, a number divided by a tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c2 = nn.Conv2d(3, 4, 1)
+        self.c3 = nn.Conv2d(4, 6, 1)
+        self.c4 = nn.Conv2d(3, 6, 1)
+        self.c5 = nn.Conv2d(3, 6, 1)
+        self.c6 = nn.Conv2d(6, 6, 1)
+        self.c7 = nn.Conv2d(6, 2, 1)
+
+    def forward(self, x):
+        y = self.c3(self.c2(x) + 1.0) + self.c4(x) / 2.0  # c2's pruned zeros would reach c3 as ones
+        return self.c7(y - self.c6(2.0 / self.c5(x)))
+
+
+def test_shifted_values_read_by_a_layer_and_unknown_divisions_freeze_channels():
+    pit = PIT(Shifted(), (3, 4, 4))
+    assert not layer(pit, "c2").out_masker.trainable
+    assert layer(pit, "c3").out_masker is layer(pit, "c4").out_masker and layer(pit, "c3").out_masker.trainable
+    assert layer(pit, "c6").out_masker is layer(pit, "c3").out_masker
+    assert not layer(pit, "c5").out_masker.trainable  # 2 / x: a pruned zero would become infinite
+    assert not layer(pit, "c7").out_masker.trainable  # the output
