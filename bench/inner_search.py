@@ -142,6 +142,7 @@ def plot(path: Path, runs: dict[str, dict[str, list[dict[str, Any]]]], n_evals: 
         ax.set_title(f"{engine}: seed 0, {n_evals} evaluations each")
         ax.legend()
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     return path
 
