@@ -48,6 +48,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--inner_strength", type=float, default=2.0, help="weight of the inner regulariser")
     parser.add_argument("--inner_lr", type=float, default=0.1, help="Adam learning rate of the engines' choices")
     parser.add_argument("--inner_images", type=int_at_least(2), default=512, help="training images per inner epoch")
+    parser.add_argument("--tag", default="", help="suffix of the results' names (inner_search_TAG), to keep runs apart")
     parser.add_argument("--weights", help="supernet weights (default: the embedded default, trained once and cached)")
     parser.add_argument("--resolution", type=int_at_least(8), default=32, help="input resolution of every search")
     return parser
@@ -159,7 +160,8 @@ def section(results: dict[str, Any], png: Path) -> str:
         "",
         f"`python -m bench.inner_search --seeds {args['seeds']} --n_doe {args['n_doe']} --iterations "
         f"{args['iterations']} --n_iter {args['n_iter']} --inner_epochs {args['inner_epochs']} --inner_strength "
-        f"{args['inner_strength']} --inner_lr {args['inner_lr']} --inner_images {args['inner_images']}`: digits "
+        f"{args['inner_strength']} --inner_lr {args['inner_lr']} --inner_images {args['inner_images']}"
+        f"{' --tag ' + args['tag'] if args['tag'] else ''}`: digits "
         f"(embedded default supernet), {args['resolution']} px, CPU; "
         f"{results['n_evals']} evaluations per inner search, plain searches {args['none_factor']}x longer and cut. "
         "Hypervolume normalised in one box per engine (every run's points); median [min, max] over seeds.",
@@ -204,8 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for name, iterations in [(engine, args.iterations), ("none", args.iterations * args.none_factor)]
             }
             results["engines"][engine] = compare(engine, runs[engine], n_evals)
-    png = plot(result_path("inner_search.png"), runs, n_evals)
-    publish("inner_search", results, section(results, png))
+    name = f"inner_search_{args.tag}" if args.tag else "inner_search"
+    png = plot(result_path(f"{name}.png"), runs, n_evals)
+    publish(name, results, section(results, png))
     return 0
 
 
