@@ -48,6 +48,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--inner_strength", type=float, default=2.0, help="weight of the inner regulariser")
     parser.add_argument("--inner_lr", type=float, default=0.1, help="Adam learning rate of the engines' choices")
     parser.add_argument("--inner_images", type=int_at_least(2), default=512, help="training images per inner epoch")
+    parser.add_argument("--n_bn_cal", type=int_at_least(2), default=500, help="images to recalibrate batch norm on")
     parser.add_argument("--tag", default="", help="suffix of the results' names (inner_search_TAG), to keep runs apart")
     parser.add_argument("--weights", help="supernet weights (default: the embedded default, trained once and cached)")
     parser.add_argument("--resolution", type=int_at_least(8), default=32, help="input resolution of every search")
@@ -63,7 +64,7 @@ def search(save: Path, seed: int, inner: str, cost: str, iterations: int, args: 
         "--n_doe", str(args.n_doe), "--iterations", str(iterations), "--n_iter", str(args.n_iter),
         "--lr", str(args.resolution), "--ur", str(args.resolution), "--predictor", "gp", "--device", "cpu",
         *(["--supernet_path", args.weights] if args.weights else []),
-        "--inner_images", str(args.inner_images),
+        "--inner_images", str(args.inner_images), "--n_bn_cal", str(args.n_bn_cal),
     ]  # fmt: skip
     start = time.perf_counter()
     if run_cli(msunas.main, argv) != 0:

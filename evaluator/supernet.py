@@ -149,7 +149,7 @@ class SupernetEvaluator(OneByOneEvaluator):
         if path is None:
             raise UsageError(
                 f"--supernet_path is required for --dataset {search.dataset} with --search_space "
-                f"{search.search_space} (train one: python -m supernets.train)"
+                f"{search.search_space} (train one: {space.supernet_trainer})"
             )
         config = SupernetEvalConfig(
             supernet_path=str(path),

@@ -29,7 +29,7 @@ from search.objectives import (
     objective_parameters,
 )
 from search_space import SEARCH_SPACES, SearchSpace, create_search_space
-from training.config import OPTIM_HELP, SharpnessConfig
+from training.config import OPTIM_HELP, SharpnessConfig, first_failure
 from utils.cli import ArgumentParser, add_dataclass_flags, dataclass_from_args, dataclass_from_record, flat_record
 from utils.errors import UsageError
 
@@ -124,9 +124,7 @@ class SearchConfig:
                 raise UsageError(message)
         if self.first_obj not in FIRST_OBJECTIVES:
             raise UsageError(f"--first_obj must be one of {', '.join(FIRST_OBJECTIVES)}, got {self.first_obj!r}")
-        failed = [message for message, ok in self.sharpness.checks().items() if not ok]
-        if failed:
-            raise UsageError(failed[0])
+        first_failure(self.sharpness.checks())
         self.ee.validate()
         self.robust.validate()
         self.inner.validate()

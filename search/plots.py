@@ -17,18 +17,19 @@ from matplotlib.figure import Figure
 
 from utils.io import atomic_write
 
-__all__ = ["plot_front", "plot_hypervolume"]
+__all__ = ["new_figure", "plot_front", "plot_hypervolume", "save_figure"]
 
 _DPI = 120
 
 
-def _new_figure() -> Figure:
-    figure = Figure(figsize=(6.4, 4.8), dpi=_DPI, layout="tight")
+def new_figure(figsize: tuple[float, float] = (6.4, 4.8)) -> Figure:
+    """An empty figure on its own Agg canvas."""
+    figure = Figure(figsize=figsize, dpi=_DPI, layout="tight")
     FigureCanvasAgg(figure)
     return figure
 
 
-def _save(figure: Figure, path: str | os.PathLike[str]) -> Path:
+def save_figure(figure: Figure, path: str | os.PathLike[str]) -> Path:
     """Write `figure` as a PNG at `path`, atomically."""
     return atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=_DPI), binary=True)
 
@@ -84,7 +85,7 @@ def plot_front(
     if chosen_at is not None and len(chosen_at) != len(chosen):
         raise ValueError(f"{len(chosen_at)} chosen_at indices for {len(chosen)} chosen points")
 
-    figure = _new_figure()
+    figure = new_figure()
     ax = figure.add_subplot()
     if n_obj == 2:
         ax.scatter(archive[:, 1], archive[:, 0], s=12, c="0.6", label="archive")
@@ -121,7 +122,7 @@ def plot_front(
     handles, _ = ax.get_legend_handles_labels()
     if handles:
         ax.legend(loc="best", fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 HVSeries = tuple[Sequence[int] | None, Sequence[float]]
@@ -153,7 +154,7 @@ def plot_hypervolume(
         raise ValueError("either every series gives its n_evals or none does")
     by_evals = with_evals == {True}
 
-    figure = _new_figure()
+    figure = new_figure()
     ax = figure.add_subplot()
     for name, (evals, values) in series.items():
         y = np.asarray(values, dtype=float).reshape(-1)
@@ -173,4 +174,4 @@ def plot_hypervolume(
     ax.grid(True, alpha=0.3)
     if series:
         ax.legend(loc="best", fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)

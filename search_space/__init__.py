@@ -4,7 +4,7 @@ Every module or sub-package of this package is imported here, so a space registe
 is its own file plus its test (see README.md).
 """
 
-from search_space.base import Arch, CostFunction, InvalidArchitecture, SearchSpace, read_subnet
+from search_space.base import Arch, ChoiceSpace, CostFunction, InvalidArchitecture, SearchSpace, read_subnet
 from search_space.registry import SEARCH_SPACES, create_search_space, list_search_spaces, register_search_space
 from utils.registry import import_submodules
 
@@ -13,6 +13,7 @@ import_submodules(__name__, __path__, skip={"base", "registry"})
 __all__ = [
     "SEARCH_SPACES",
     "Arch",
+    "ChoiceSpace",
     "CostFunction",
     "InvalidArchitecture",
     "SearchSpace",

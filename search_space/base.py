@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -50,6 +50,8 @@ class SearchSpace(ABC):
 
     name: str = ""
     default_evaluator: ClassVar[str] = "supernet"
+    supernet_trainer: ClassVar[str] = "python -m supernets.train"
+    """The command that trains this space's supernet weights (for messages)."""
     structure_keys: ClassVar[tuple[str, ...]] = ("specs",)
     """Keys of a weights record that describe its network beyond the architecture (`network_for` reads them)."""
 
@@ -202,6 +204,29 @@ class SearchSpace(ABC):
                 raise InvalidArchitecture(f"gene {i} ({names[i]}) = {int(value)} is outside [{xl[i]}, {xu[i]}]")
             out[i] = int(value)
         return out
+
+
+class ChoiceSpace(SearchSpace):
+    """A space whose every gene is a choice index: `xl` all zeros, `xu` each gene's number of choices minus one.
+
+    A subclass calls `set_choices` with the number of choices of every gene (in its `__init__`).
+    """
+
+    _xu: np.ndarray
+
+    def set_choices(self, counts: Sequence[int]) -> None:
+        """Set the number of choices of every gene."""
+        self._xu = np.asarray(counts, dtype=np.int64) - 1
+
+    @property
+    def xl(self) -> np.ndarray:
+        """All zeros."""
+        return np.zeros_like(self._xu)
+
+    @property
+    def xu(self) -> np.ndarray:
+        """The number of choices minus one per gene."""
+        return self._xu.copy()
 
 
 def read_subnet(path: str | os.PathLike[str], space: SearchSpace | None = None) -> Arch:

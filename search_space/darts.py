@@ -31,7 +31,7 @@ from dnas.darts import DartsSearchConfig, Genotype_CNN, NetworkCnn, read_genotyp
 from hw.measure import measure_counts, model_cost
 from hw.metrics import CostCounts, CostMetrics
 from hw.systolic import DEFAULT_ARRAY
-from search_space.base import Arch, InvalidArchitecture, SearchSpace
+from search_space.base import Arch, ChoiceSpace, InvalidArchitecture
 from search_space.registry import register_search_space
 from utils.errors import UsageError
 
@@ -76,7 +76,7 @@ class ReferenceCosts:
 
 
 @register_search_space("darts", help="DARTS skeletons (stage depths, nodes, channels, resolution); DARTS finds cells")
-class DartsSpace(SearchSpace):
+class DartsSpace(ChoiceSpace):
     """Genome `[n0, n1, n2, nodes, channels, r]` of choice indices; every genome is a distinct skeleton.
 
     The choices are class attributes (`stage_choices`: normal cells per stage, `node_choices`, `channel_choices`),
@@ -101,17 +101,7 @@ class DartsSpace(SearchSpace):
             raise UsageError(f"--lr {lr} --ur {ur} --rstep {rstep} give no positive resolution")
         choices = [*[len(self.stage_choices)] * N_STAGES, len(self.node_choices), len(self.channel_choices)]
         choices.append(len(self.resolutions))
-        self._xu = np.array(choices, dtype=np.int64) - 1
-
-    @property
-    def xl(self) -> np.ndarray:
-        """All zeros."""
-        return np.zeros_like(self._xu)
-
-    @property
-    def xu(self) -> np.ndarray:
-        """The number of choices minus one per gene."""
-        return self._xu.copy()
+        self.set_choices(choices)
 
     def gene_names(self) -> list[str]:
         """The normal cells of each stage, nodes per cell, first-stage channels, resolution."""

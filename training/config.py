@@ -28,7 +28,7 @@ OPTIMIZERS = ("sgd", "sam", "asam")
 """The choices of `--optim`: plain SGD, SAM over it, adaptive SAM (ASAM) over it."""
 
 
-def _first_failure(checks: dict[str, bool]) -> None:
+def first_failure(checks: dict[str, bool]) -> None:
     """Raise a `UsageError` with the message of the first failed check, if any."""
     failed = [message for message, ok in checks.items() if not ok]
     if failed:
@@ -100,7 +100,7 @@ class OptimConfig:
 
     def validate(self) -> OptimConfig:
         """`self`, after every check passed (a `UsageError` with the first failure's message otherwise)."""
-        _first_failure(self.checks())
+        first_failure(self.checks())
         return self
 
     def sgd(self, params: Iterable[nn.Parameter] | Iterable[dict[str, Any]]) -> torch.optim.SGD:
@@ -204,7 +204,7 @@ class NetTrainConfig:
             raise UsageError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(list_datasets())}")
         if self.export is not None and self.export not in list_formats():
             raise UsageError(f"unknown --export format {self.export!r}; choose one of: {', '.join(list_formats())}")
-        _first_failure(self.checks())
+        first_failure(self.checks())
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -135,26 +135,28 @@ def dataclass_from_record(cls: type[T], record: Mapping[str, Any]) -> T:
 
 
 def add_dataclass_flags(
-    parser: argparse.ArgumentParser, cls: type, helps: Mapping[str, str] | None = None
+    parser: argparse.ArgumentParser, cls: type, helps: Mapping[str, str] | None = None, hyphens: bool = False
 ) -> argparse.ArgumentParser:
     """One `--field` flag per leaf field of dataclass `cls`, nested dataclass fields flattened (see `flat_record`).
 
     Bool fields are switches; `X | None` fields accept `none`; derived fields (`init=False`) have no flag. Defaults
     are those of `cls()`. Help texts are printed literally (a `%` in them or in a default is escaped, whatever the
-    parser's formatter).
+    parser's formatter). With `hyphens` each flag is spelled `--field-name`, `--field_name` kept as an alias.
     """
     helps = helps or {}
     for f, default in _leaves(cls()):
         if not f.init:
             continue
         text = escape_help(helps.get(f.name, ""))
+        spellings = dict.fromkeys([f"--{f.name.replace('_', '-')}" if hyphens else f"--{f.name}", f"--{f.name}"])
         if str(f.type) == "bool":
-            parser.add_argument(f"--{f.name}", action="store_true", help=text or None)
+            parser.add_argument(*spellings, dest=f.name, action="store_true", help=text or None)
             continue
         base = _KINDS[str(f.type).split(" |")[0]]
         kind = _optional(base) if "None" in str(f.type) else base
         shown = str(default).replace("%", "%%")
-        parser.add_argument(f"--{f.name}", type=kind, default=default, help=f"{text} (default: {shown})".strip())
+        help_text = f"{text} (default: {shown})".strip()
+        parser.add_argument(*spellings, dest=f.name, type=kind, default=default, help=help_text)
     return parser
 
 

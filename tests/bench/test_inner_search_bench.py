@@ -6,7 +6,7 @@ import bench.report as report
 from bench import inner_search
 
 TINY = "--engines pit --seeds 1 --n_doe 4 --iterations 1 --n_iter 1 --none_factor 2 --resolution 16".split()
-TINY += ["--inner_images", "64"]
+TINY += ["--inner_images", "64", "--n_bn_cal", "32"]
 
 
 def test_the_benchmark_compares_inner_and_plain_searches_and_splits_the_time(weights, tmp_path, monkeypatch):

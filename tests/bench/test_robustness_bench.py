@@ -8,8 +8,8 @@ from bench import robustness
 from .test_early_exit_bench import weights  # noqa: F401  (the untrained 16 px digits supernet with its card)
 
 TINY = (
-    "--seeds 0 --n_doe 4 --iterations 0 --n_iter 2 --n_perturb 2 --train_limit 64 --valid_limit 64 --test_limit 16 "
-    "--measure_perturb 2 --n_timed 1 --repeats 1"
+    "--seeds 0 --n_doe 4 --iterations 0 --n_iter 2 --n_perturb 1 --train_limit 64 --valid_limit 64 --test_limit 16 "
+    "--measure_perturb 1 --n_timed 1 --repeats 1"
 )
 
 

@@ -56,7 +56,7 @@ def test_every_script_is_commented_and_parses():
     assert {s.name for s in SCRIPTS} >= {"search_cnas.sh", "search_tinyml.sh", "search_digits.sh"}
     for script in SCRIPTS:
         text = script.read_text()
-        assert text.startswith("#!/usr/bin/env bash\n#") and "msunas.py" in text
+        assert text.startswith("#!/usr/bin/env bash\n#") and ("msunas.py" in text or "-m oneshot.search" in text)
         assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
 
 
@@ -108,7 +108,7 @@ def test_flatnas_script_searches_top1_robust(weights, tmp_path):
         ROOT / "scripts" / "search_flatnas.sh",
         *TINY,
         "--n_perturb",
-        "2",
+        "1",
         "--supernet_path",
         weights,
         "--save",
@@ -119,3 +119,16 @@ def test_flatnas_script_searches_top1_robust(weights, tmp_path):
     assert stats["objectives"] == ["top1_robust", "macs"] and stats["config"]["eval_robust"] is True
     assert len(stats["archive"]) == 6 and "robustness" in stats["surrogate"] and stats["alpha_norm"] > 0
     assert all("robustness" in e["stats"] for e in stats["evaluations"]["entries"])
+
+
+def test_oneshot_script_searches_then_trains_the_found_architecture(tmp_path):
+    tiny = "--epochs 1 --steps-per-epoch 1 --batch-size 8 --width-mult 0.25 --resolution 8 --generation_num 1"
+    tiny += " --population 3 --parent-num 2 --n-bn-cal 8 --valid-limit 16 --device cpu"
+    done = run_script(
+        ROOT / "scripts" / "search_oneshot.sh", *tiny.split(), env={"SAVE": str(tmp_path), "TRAIN_EPOCHS": "1"}
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = tmp_path / "spos-fairstrict" / "evolution"
+    stats = json.loads((found / "net.stats").read_text())
+    assert stats["search"]["strategy"] == "evolution" and 0 <= stats["test_top1"] <= 100
+    assert (found / "ckpt.pth").is_file() and (found / "search.png").is_file()

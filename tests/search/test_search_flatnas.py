@@ -19,7 +19,7 @@ from utils.cli import run_cli
 
 from .test_search_loop import Killed, archive_summary, argv, kill_at_evaluation
 
-FLAT = ["--first_obj", "top1_robust", "--eval_robust", "--n_perturb", "2", "--sigma_min", "0.1", "--sigma_max", "0.1"]
+FLAT = ["--first_obj", "top1_robust", "--eval_robust", "--n_perturb", "1", "--sigma_min", "0.1", "--sigma_max", "0.1"]
 FLAT += ["--alpha", "0.6", "--sec_obj", "params", "--n_doe", "5", "--n_iter", "2"]
 
 
@@ -64,7 +64,7 @@ def test_the_recorded_flatness_is_the_networks_own(weights, flat_run):
     cfg = supernet_module.SupernetEvalConfig(supernet_path=weights, n_bn_cal=32, device="cpu", seed=1, split_seed=1)
     evaluator = supernet_module.SupernetEvaluator(cfg)
     subnet = evaluator._subnet(create_search_space("ofa_mbv3").unrestricted().validate(entry["arch"]))
-    flat = FlatnessConfig(sigma_min=0.1, sigma_max=0.1, n_perturb=2)
+    flat = FlatnessConfig(sigma_min=0.1, sigma_max=0.1, n_perturb=1)
     measured = measure_flatness(subnet, evaluator.splits, "valid", entry["arch"]["r"], flat, seed=1)
     assert measured.robustness == pytest.approx(entry["stats"]["robustness"], abs=1e-9)
 

@@ -95,8 +95,8 @@ def test_load_supernet_restores_the_saved_weights(space, tmp_path):
         return
     torch.save({"state_dict": supernet.state_dict()}, path)
     loaded = space.load_supernet(path, N_CLASSES)
-    for key, value in supernet.state_dict().items():
-        assert torch.equal(loaded.state_dict()[key], value)
+    restored = loaded.state_dict()
+    assert all(torch.equal(restored[key], value) for key, value in supernet.state_dict().items())
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(Exception, match="corrupt or unreadable checkpoint"):
         space.load_supernet(path, N_CLASSES)

@@ -16,7 +16,7 @@ from torch import nn
 from hw.costs import conv_macs, conv_params
 from hw.metrics import CostCounts, CostMetrics
 from hw.systolic import DEFAULT_ARRAY, conv_runtime
-from search_space import Arch, InvalidArchitecture, SearchSpace
+from search_space import Arch, ChoiceSpace, InvalidArchitecture
 
 WIDTHS = ((8, 16), (16, 32))
 KERNELS = (3, 5)
@@ -73,7 +73,7 @@ class TinyCosts:
         return self.counts(arch).to_metrics()
 
 
-class TinySpace(SearchSpace):
+class TinySpace(ChoiceSpace):
     """Genome `[w0, k0, w1, k1, r]` of choice indices; every genome is a distinct network (already canonical)."""
 
     name = "tiny"
@@ -81,17 +81,7 @@ class TinySpace(SearchSpace):
     def __init__(self, lr: int = 16, ur: int = 24, rstep: int = 4) -> None:
         self.resolutions = tuple(range(lr, ur + 1, rstep))
         choices = [len(WIDTHS[0]), len(KERNELS), len(WIDTHS[1]), len(KERNELS), len(self.resolutions)]
-        self._xu = np.array(choices, dtype=np.int64) - 1
-
-    @property
-    def xl(self) -> np.ndarray:
-        """All zeros."""
-        return np.zeros_like(self._xu)
-
-    @property
-    def xu(self) -> np.ndarray:
-        """The number of choices minus one per gene."""
-        return self._xu.copy()
+        self.set_choices(choices)
 
     def gene_names(self) -> list[str]:
         """Width and kernel of each stage, then the resolution."""
