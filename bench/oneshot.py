@@ -1,8 +1,8 @@
 """One-shot NAS on Fashion-MNIST with short budgets: how well a supernet ranks architectures, and what searches find.
 
-1. Ranking. A `uniform` (SPOS) and a `fairstrict` (FairNAS) supernet of one space are trained for the same number of
-   optimiser steps on the same batches (a fairstrict step trains a group of G paths on its batch, so it costs G
-   times the compute). Both score the same `--n_archs` random architectures (inherited weights, batch norm
+1. Ranking. A `uniform` (SPOS) and a `fairstrict` (FairNAS) supernet of one space are trained on the same number
+   of paths, i.e. the same compute (`--supernet_paths`: a fairstrict step trains a group of G paths on one batch, so
+   it takes G times fewer steps). Both score the same `--n_archs` random architectures (inherited weights, batch norm
    recalibrated, validation split); each architecture is also trained stand-alone from scratch with the same short
    budget and measured on the validation split. The quality of a supernet is the Kendall tau between its ranking
    and the stand-alone one (upstream's open question: does strict fairness rank better?).
@@ -15,7 +15,7 @@ whole training set first, never used for training) for `--standalone_epochs`, an
 split: no test image is used.
 
     python -m bench.oneshot                          # SPOS at width 0.25, 16 px
-    python -m bench.oneshot --space proxyless --supernet_steps 600 --standalone_epochs 3
+    python -m bench.oneshot --space proxyless --supernet_paths 4000 --standalone_epochs 3
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ import torch
 from scipy.stats import kendalltau
 
 from bench.report import image, machine, markdown_table, publish, result_path
-from data import DatasetSplits, create_dataset
+from data import DATASETS, DatasetSplits, create_dataset
 from oneshot.hc_loss import to_count, to_millions
 from oneshot.lut import LookupTable, lookup_table
+from oneshot.sampling import create_sample_strategy
 from oneshot.scoring import PathScorer
 from oneshot.spaces import ONESHOT_SPACES, create_oneshot_spec
 from oneshot.strategies import SEARCH_STRATEGIES, SearchStrategyConfig, create_search_strategy
@@ -55,7 +56,9 @@ SAMPLERS = ("uniform", "fairstrict")
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's budgets."""
     parser = ArgumentParser(prog="python -m bench.oneshot", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", default="fashion_mnist", help="dataset (a real one; digits for a smoke run)")
+    parser.add_argument(
+        "--dataset", default="fashion_mnist", help=f"dataset (digits for a smoke run). {DATASETS.describe()}"
+    )
     parser.add_argument("--data", default=None, help="dataset folder (default: the dataset's own)")
     parser.add_argument("--space", choices=ONESHOT_SPACES.names(), default="spos", help="one-shot search space")
     parser.add_argument("--width_mult", type=float, default=0.25, help="width multiplier of the space")
@@ -63,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train_images", type=int_at_least(16), default=10000, help="training images used")
     parser.add_argument("--vld_size", type=int_at_least(10), default=2000, help="validation images")
     parser.add_argument("--batch_size", type=int_at_least(2), default=64, help="batch size of all training")
-    parser.add_argument("--supernet_steps", type=int_at_least(1), default=300, help="optimiser steps per supernet")
+    parser.add_argument("--supernet_paths", type=int_at_least(1), default=1200, help="paths trained per supernet")
     parser.add_argument("--standalone_epochs", type=int_at_least(1), default=2, help="stand-alone training epochs")
     parser.add_argument("--n_archs", type=int_at_least(3), default=10, help="random architectures ranked")
     parser.add_argument("--n_random", type=int_at_least(1), default=5, help="random architectures within the target")
@@ -105,8 +108,9 @@ def train_one(sampler: str, spec: Any, splits: DatasetSplits, lut: LookupTable, 
     """A supernet trained with `sampler` for `--supernet_steps` steps; its log."""
     torch.manual_seed(args.seed)
     supernet = OneShotSupernet(spec, splits.n_classes)
+    steps = max(1, args.supernet_paths // create_sample_strategy(sampler, spec.n_choices).paths_per_step)
     config = SupernetTrainConfig(
-        sample_strategy=sampler, epochs=1, steps_per_epoch=args.supernet_steps, optim=optim(args), seed=args.seed
+        sample_strategy=sampler, epochs=1, steps_per_epoch=steps, optim=optim(args), seed=args.seed
     )
     log = train_supernet(supernet, splits, args.resolution, config, lut, device)
     return supernet, log
@@ -196,7 +200,7 @@ def section(results: dict[str, Any]) -> str:
     s, rank, found = results["settings"], results["ranking"], results["search"]
     budget = (
         f"{s['space']} at width {s['width_mult']}, {s['resolution']} px, {s['dataset']}: {s['train_images']} "
-        f"training images, {s['vld_size']} validation images; supernets {s['supernet_steps']} steps of batch "
+        f"training images, {s['vld_size']} validation images; supernets {s['supernet_paths']} paths of batch "
         f"{s['batch_size']}; every stand-alone network {s['standalone_epochs']} epochs "
         f"({rank['standalone_s']:.0f} s each); seed {s['seed']}; {results['elapsed_s'] / 60:.0f} min in all"
     )

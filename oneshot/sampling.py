@@ -59,6 +59,11 @@ class SampleStrategy(ABC):
         self.n_choices = tuple(int(n) for n in n_choices)
         self.rng = rng
 
+    @property
+    def paths_per_step(self) -> int:
+        """How many paths (forward and backward passes) one step trains: 1 but for groups of paths."""
+        return 1
+
     @abstractmethod
     def next_step(self) -> TrainStep:
         """The next step's work."""
@@ -109,6 +114,11 @@ class FairStrictSampling(SampleStrategy):
     def group_size(self) -> int:
         """G: the least common multiple of the layers' choice counts (paths per step)."""
         return math.lcm(*self.n_choices)
+
+    @property
+    def paths_per_step(self) -> int:
+        """The group size G."""
+        return self.group_size
 
     def group(self) -> list[ArchPath]:
         """The next group: layer l's column is G / n_l concatenated random permutations of its candidates."""

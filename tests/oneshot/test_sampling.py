@@ -120,3 +120,10 @@ def test_candidate_counts():
     assert candidate_counts([(0, 1), (0, 2), (1, 2)], (2, 3)) == [[2, 1], [0, 1, 2]]
     with pytest.raises(ValueError, match="at least one candidate"):
         create_sample_strategy("uniform", (3, 0))
+
+
+def test_paths_per_step_is_the_group_size_for_fairstrict_and_one_otherwise():
+    counts = (6, 7, 7)
+    assert create_sample_strategy("fairstrict", counts).paths_per_step == 42
+    assert create_sample_strategy("uniform", counts).paths_per_step == 1
+    assert create_sample_strategy("differentiable", counts).paths_per_step == 1

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from search_space import InvalidArchitecture, create_search_space, list_search_spaces
 from search_space.ofa_mbv3 import OFAMobileNetV3Space
+from search_space.oneshot import OneShotSearchSpace
 from utils.errors import UsageError
 
 SPACE = OFAMobileNetV3Space(lr=24, ur=40, rstep=4)
@@ -158,7 +159,8 @@ def test_every_registered_space_round_trips(name):
     rng = np.random.default_rng(0)
     for arch in [space.smallest(), space.largest(), *space.sample(5, rng)]:
         assert space.decode(space.encode(arch)) == arch
-    assert space.encode(space.smallest()).tolist() == space.xl.tolist()
+    if not isinstance(space, OneShotSearchSpace):  # one-shot candidates are not ordered by cost
+        assert space.encode(space.smallest()).tolist() == space.xl.tolist()
 
 
 def test_unknown_space_lists_the_choices():
