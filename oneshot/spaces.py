@@ -252,25 +252,38 @@ SPOS_STAGES: tuple[Stage, ...] = ((64, 4, 2), (160, 4, 2), (320, 8, 2), (640, 4,
 """SPOS ShuffleNetV2's searchable stages."""
 
 
+def _layout(
+    name: str,
+    scale: str,
+    width_mult: float,
+    stem: int,
+    layers: tuple[LayerSpec, ...],
+    head: int,
+    activation: str,
+    fixed: tuple[LayerSpec, ...] = (),
+) -> OneShotSpec:
+    """The checked layout: the stem at stride 2 at ImageNet scale (1 at CIFAR scale), the head scaled to the width."""
+    spec = OneShotSpec(
+        name=name,
+        scale=scale,
+        width_mult=width_mult,
+        stem_channels=stem,
+        stem_stride=2 if scale == "imagenet" else 1,
+        layers=layers,
+        head_channels=scaled(head, width_mult),
+        activation=activation,
+        fixed=fixed,
+    )
+    return _check_blocks(spec)
+
+
 def _mobilenetv2(name: str, scale: str, width_mult: float, choices: tuple[str, ...]) -> OneShotSpec:
     stem = scaled(32, width_mult)
     fixed = (LayerSpec(stem, scaled(16, width_mult), 1, ("mb_k3_e1",)),)
     layers = _stages(
         MOBILENETV2_STAGES, fixed[0].c_out, scale, width_mult, lambda j: choices if j == 0 else (*choices, "skip")
     )
-    return _check_blocks(
-        OneShotSpec(
-            name=name,
-            scale=scale,
-            width_mult=width_mult,
-            stem_channels=stem,
-            stem_stride=2 if scale == "imagenet" else 1,
-            layers=layers,
-            head_channels=scaled(1280, width_mult),
-            activation="relu6",
-            fixed=fixed,
-        )
-    )
+    return _layout(name, scale, width_mult, stem, layers, 1280, "relu6", fixed=fixed)
 
 
 @ONESHOT_SPACES.register(
@@ -286,18 +299,7 @@ def fbnet(scale: str = "cifar", width_mult: float = 1.0) -> OneShotSpec:
     """FBNet: stem 16, 22 layers of its 9 candidates in every layer, head 1504 (ReLU)."""
     stem = scaled(16, width_mult)
     layers = _stages(FBNET_STAGES, stem, scale, width_mult, lambda _: FB_CANDIDATES)
-    return _check_blocks(
-        OneShotSpec(
-            name="fbnet",
-            scale=scale,
-            width_mult=width_mult,
-            stem_channels=stem,
-            stem_stride=2 if scale == "imagenet" else 1,
-            layers=layers,
-            head_channels=scaled(1504, width_mult),
-            activation="relu",
-        )
-    )
+    return _layout("fbnet", scale, width_mult, stem, layers, 1504, "relu")
 
 
 @ONESHOT_SPACES.register("spos", help="SPOS ShuffleNetV2: 20 layers of 4 choice blocks (k3/5/7, xception)")
@@ -320,18 +322,7 @@ def spos(scale: str = "cifar", width_mult: float = 1.0) -> OneShotSpec:
                 f"spos at width_mult {width_mult}: layer {i} would not widen its {layer.c_in} channels at stride 2; "
                 "use a larger width_mult"
             )
-    return _check_blocks(
-        OneShotSpec(
-            name="spos",
-            scale=scale,
-            width_mult=width_mult,
-            stem_channels=stem,
-            stem_stride=2 if scale == "imagenet" else 1,
-            layers=layers,
-            head_channels=scaled(1024, width_mult),
-            activation="relu",
-        )
-    )
+    return _layout("spos", scale, width_mult, stem, layers, 1024, "relu")
 
 
 @ONESHOT_SPACES.register(
